@@ -1,0 +1,49 @@
+"""Action message templates: sandboxed Jinja with a fixed set of variables.
+
+The set is fixed so `healthscore validate` can reject a misspelt variable before
+a message is ever sent, instead of a CSM receiving "{{ acount.name }}".
+"""
+
+from __future__ import annotations
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+TEMPLATE_VARIABLES: dict[str, str] = {
+    "account": "the account: id, name and every CRM property (account.renewal_date)",
+    "score": "the score, rounded to 2 decimals",
+    "status": "the status label",
+    "color": "the status color",
+    "status_chip": "the status as an emoji chip (🟩 🟨 🟥)",
+    "previous_score": "the score compared with (none when new)",
+    "previous_status": "the status of the previous run (none when new)",
+    "delta": "score minus previous_score (none when new)",
+    "trend": "up, down, flat or new",
+    "trend_arrow": "↗️ ↘️ ↔️ or 🆕",
+    "groups": "points per group name",
+    "owner": "the owner: name, email, id",
+    "playbook": "the playbook name",
+    "action": "the action name",
+    "url": "link to the record in HubSpot",
+}
+
+ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+class TemplateProblem(ValueError):
+    """A template that does not parse or uses a variable that does not exist."""
+
+
+def check_template(source: str) -> None:
+    """Raise TemplateProblem if `source` does not parse or names an unknown variable."""
+    try:
+        parsed = ENVIRONMENT.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template does not parse: {exc.message}") from None
+    unknown = sorted(meta.find_undeclared_variables(parsed) - TEMPLATE_VARIABLES.keys())
+    if unknown:
+        raise TemplateProblem(f"unknown template variable {unknown[0]!r}")
+
+
+def render(source: str, context: dict[str, object]) -> str:
+    return ENVIRONMENT.from_string(source).render(context)
