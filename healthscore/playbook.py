@@ -404,7 +404,7 @@ class _Checker:
     def _condition(self, condition: Mapping[str, Any], path: Path_) -> None:
         op = condition["op"]
         has_value = "value" in condition
-        value = condition.get("value")
+        value: Any = condition.get("value")
         where = (*path, "value")
         if op in VALUELESS_OPERATORS:
             if has_value:
@@ -428,7 +428,7 @@ class _Checker:
             if not _is_number(value):
                 self.error(where, f"`{op}` compares numbers; {_show(value)} is not one")
         elif op in DATE_OPERATORS:
-            if not _is_number(value) or float(value) < 0:
+            if not _is_number(value) or value < 0:
                 self.error(where, f"`{op}` needs a number of days (0 or more)", "e.g. `value: 30`")
         elif isinstance(value, Mapping | list) or value is None:
             hint = "use `op: in` for a list of values" if isinstance(value, list) else None
