@@ -85,9 +85,13 @@ class HubSpotConnection:
     client: HubSpot = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = HubSpot(access_token=self.token, host=self.base_url.rstrip("/"), retry=self.retry)
+        self.client = HubSpot(
+            access_token=self.token, host=self.base_url.rstrip("/"), retry=self.retry
+        )
 
-    def call(self, function: Callable[..., T], *args: Any, search: bool = False, **kwargs: Any) -> T:
+    def call(
+        self, function: Callable[..., T], *args: Any, search: bool = False, **kwargs: Any
+    ) -> T:
         """Call one client method under the rate limits (search has its own, lower one)."""
         if search:
             self.search.acquire()
@@ -95,7 +99,9 @@ class HubSpotConnection:
         return function(*args, **kwargs)
 
 
-def connect(sandbox: bool = False, *, base_url: str | None = None, token: str | None = None) -> HubSpotConnection:
+def connect(
+    sandbox: bool = False, *, base_url: str | None = None, token: str | None = None
+) -> HubSpotConnection:
     """A connection from arguments or the environment.
 
     HubSpot: `HUBSPOT_ACCESS_TOKEN` (a private app token) and optionally
