@@ -1,0 +1,305 @@
+"""The single ASGI app serving HubSpot, Slack and Jira, plus `/_sandbox/*` inspection.
+
+`SandboxApp` is a gate in front of a Starlette router. For every vendor call it
+counts the call, checks authentication in the vendor's way, then decides a fault
+(before any handler runs, so a faulted write is never applied), then applies
+HubSpot's rate limits, and only then routes the request. A dropped connection
+is made by returning a value from the ASGI callable: uvicorn then closes the
+socket without writing a response, which the client sees as the server
+hanging up — exactly what a flaky proxy does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match, Route
+
+from healthscore.crm import SnapshotError
+
+from . import hubspot, jira, slack
+from .limits import Fault, Limits
+from .state import SandboxState
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# Returned from the ASGI callable to make uvicorn close the socket with no response.
+DROPPED = "healthscore-sandbox: dropped connection"
+FAULT_RETRY_AFTER = 1
+
+
+def vendor_of(path: str) -> str | None:
+    if path.startswith("/crm/"):
+        return "hubspot"
+    if path.startswith("/api/"):
+        return "slack"
+    if path.startswith("/rest/"):
+        return "jira"
+    return None
+
+
+def _bearer(headers: Headers) -> str | None:
+    value = headers.get("authorization", "")
+    scheme, _, credential = value.partition(" ")
+    if scheme.lower() in ("bearer", "basic") and credential.strip():
+        return credential.strip()
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # like a client that keeps the connection open
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _slack_body_token(body: bytes, content_type: str) -> str | None:
+    from urllib.parse import parse_qs
+
+    try:
+        if "json" in content_type:
+            value = json.loads(body or b"{}").get("token")
+        else:
+            value = parse_qs(body.decode("utf-8")).get("token", [None])[-1]
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
+class SandboxApp:
+    """ASGI callable: the gate (auth, faults, limits, stats) around the vendor routes."""
+
+    def __init__(self, state: SandboxState, limits: Limits) -> None:
+        self.state = state
+        self.limits = limits
+        self.router = Starlette(
+            routes=[*_inspection_routes(), *hubspot.routes(), *slack.routes(), *jira.routes()],
+            exception_handlers={
+                hubspot.HubSpotError: _hubspot_error,
+                jira.JiraApiError: _jira_error,
+            },
+        )
+        self.router.state.sandbox = state
+        self.router.state.limits = limits
+
+    def endpoint_name(self, scope: Scope) -> str:
+        """`METHOD /path-template`, the key of the per-endpoint call counts."""
+        found = None
+        for route in self.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                found = getattr(route, "path", None)
+                break
+            if match is Match.PARTIAL and found is None:
+                found = getattr(route, "path", None)
+        template = re.sub(r"\{(\w+):\w+\}", r"{\1}", found or scope["path"])
+        return f"{scope['method']} {template.rstrip('/') or '/'}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> object:
+        if scope["type"] != "http":
+            await self.router(scope, receive, send)
+            return None
+        vendor = vendor_of(scope["path"])
+        if vendor is None:
+            await self.router(scope, receive, send)
+            return None
+        self.limits.record_call(self.endpoint_name(scope))
+        headers = Headers(scope=scope)
+        token = _bearer(headers)
+        if vendor == "slack" and token is None:
+            body = await _read_body(receive)
+            receive = _replay(body)
+            token = _slack_body_token(body, headers.get("content-type", ""))
+        if token is None and not (vendor == "jira" and scope["path"].endswith("/serverInfo")):
+            await _unauthorized(vendor)(scope, receive, send)
+            return None
+        fault = self.limits.decide_fault()
+        if fault is Fault.DROP:
+            return DROPPED
+        if fault is Fault.SLOW:
+            await asyncio.sleep(self.limits.slow_seconds)
+        elif fault is not None:
+            await _fault_response(vendor, fault)(scope, receive, send)
+            return None
+        if vendor != "hubspot":
+            await self.router(scope, receive, send)
+            return None
+        is_search = scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/search")
+        verdict = self.limits.check_hubspot(token or "anonymous", search=is_search)
+        if not verdict.allowed:
+            await hubspot.rate_limited(verdict.policy or "", verdict.headers()).response()(
+                scope, receive, send
+            )
+            return None
+        # HubSpot's search responses do not carry the X-HubSpot-RateLimit-* headers.
+        extra = (
+            []
+            if is_search
+            else [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
+        )
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and extra:
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.router(scope, receive, send_with_headers)
+        return None
+
+
+def _unauthorized(vendor: str) -> Response:
+    if vendor == "hubspot":
+        return hubspot.unauthorized().response()
+    if vendor == "slack":
+        return slack.unauthorized()
+    return jira.unauthorized()
+
+
+def _fault_response(vendor: str, fault: Fault) -> Response:
+    status = fault.status or 500
+    if vendor == "hubspot":
+        if fault is Fault.RATE_LIMITED:
+            return hubspot.rate_limited(
+                "TEN_SECONDLY_ROLLING",
+                {"Retry-After": str(FAULT_RETRY_AFTER), "X-HubSpot-RateLimit-Remaining": "0"},
+            ).response()
+        return hubspot.server_error(status).response()
+    if vendor == "slack":
+        if fault is Fault.RATE_LIMITED:
+            return slack.rate_limited(FAULT_RETRY_AFTER)
+        return slack.server_error(status)
+    if fault is Fault.RATE_LIMITED:
+        return jira.rate_limited(FAULT_RETRY_AFTER)
+    return jira.server_error(status)
+
+
+async def _hubspot_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, hubspot.HubSpotError)
+    return exc.response()
+
+
+async def _jira_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, jira.JiraApiError)
+    return exc.response()
+
+
+# ---------------------------------------------------------------- inspection
+
+
+def _state(request: Request) -> SandboxState:
+    state: SandboxState = request.app.state.sandbox
+    return state
+
+
+def _limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+async def _stats(request: Request) -> Response:
+    return JSONResponse(_limits(request).stats.to_json())
+
+
+async def _clear_stats(request: Request) -> Response:
+    _limits(request).clear_stats()
+    return JSONResponse({"ok": True})
+
+
+async def _slack_messages(request: Request) -> Response:
+    return JSONResponse({"messages": _state(request).slack.messages})
+
+
+async def _jira_issues(request: Request) -> Response:
+    issues = _state(request).jira.issues.values()
+    return JSONResponse({"issues": [jira.issue_json(request, i) for i in issues]})
+
+
+async def _hubspot_lists(request: Request) -> Response:
+    lists = _state(request).hubspot.lists.values()
+    return JSONResponse(
+        {"lists": [{**lst.to_json(), "members": list(lst.members)} for lst in lists]}
+    )
+
+
+async def _reset(request: Request) -> Response:
+    raw = await request.body()
+    try:
+        seed = json.loads(raw) if raw.strip() else None
+        _state(request).reset(seed)
+    except (json.JSONDecodeError, SnapshotError) as exc:
+        return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
+    _limits(request).reset_windows()
+    return JSONResponse({"ok": True})
+
+
+async def _faults(request: Request) -> Response:
+    try:
+        body = json.loads(await request.body() or b"{}")
+        _limits(request).set_faults(float(body.get("rate", 0.0)), int(body.get("seed", 0)))
+    except (ValueError, TypeError, AttributeError) as exc:
+        return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
+    return JSONResponse({"ok": True, "rate": _limits(request).fault_rate})
+
+
+def _inspection_routes() -> list[BaseRoute]:
+    return [
+        Route("/_sandbox/stats", _stats, methods=["GET"]),
+        Route("/_sandbox/clear-stats", _clear_stats, methods=["POST"]),
+        Route("/_sandbox/slack/messages", _slack_messages, methods=["GET"]),
+        Route("/_sandbox/jira/issues", _jira_issues, methods=["GET"]),
+        Route("/_sandbox/hubspot/lists", _hubspot_lists, methods=["GET"]),
+        Route("/_sandbox/reset", _reset, methods=["POST"]),
+        Route("/_sandbox/faults", _faults, methods=["POST"]),
+    ]
+
+
+def create_app(
+    state: SandboxState | None = None,
+    *,
+    limits: Limits | None = None,
+    rate_limit: int = 190,
+    search_rate_per_second: float = 5,
+    faults: float = 0.0,
+    fault_seed: int = 0,
+    slow_seconds: float = 0.5,
+) -> SandboxApp:
+    """The ASGI app; pass `limits` to share one, or the knobs to build one."""
+    if limits is None:
+        limits = Limits(
+            rate_limit=rate_limit,
+            search_rate_per_second=search_rate_per_second,
+            faults=faults,
+            fault_seed=fault_seed,
+            slow_seconds=slow_seconds,
+        )
+    return SandboxApp(state or SandboxState.from_seed(None), limits)

@@ -1,0 +1,1026 @@
+"""HubSpot CRM API v3/v4 at HubSpot's own paths, shapes, limits and errors.
+
+Enough of the CRM for `hubspot-api-client` to run unpatched: objects (list,
+get, create, update, archive, batch read/create/update, search), associations
+v4 batch read and create, owners, properties and property groups, and lists v3
+with manual memberships.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from healthscore.crm import OBJECT_TYPE_IDS, property_string
+
+from . import hubspot_search as search
+from .state import (
+    ASSOCIATION_TYPE_IDS,
+    BASE_PROPERTIES,
+    DEFAULT_RETURNED,
+    SINGULAR,
+    HsList,
+    HsObject,
+    HubSpotState,
+    SandboxState,
+    association_type_id,
+    association_type_name,
+    property_definition,
+)
+from .timefmt import hubspot_iso, utc_now
+
+LIST_LIMIT = 100
+BATCH_LIMIT = 100
+SEARCH_PAGE_LIMIT = 200
+SEARCH_RESULT_CAP = 10_000
+ASSOCIATION_BATCH_LIMIT = 1_000
+ASSOCIATION_PAGE = 500
+OWNERS_LIMIT = 500
+MEMBERSHIPS_LIMIT = 250
+
+
+class HubSpotError(Exception):
+    """An error answered in HubSpot's JSON error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        category: str,
+        *,
+        sub_category: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.category = category
+        self.sub_category = sub_category
+        self.context = context
+        self.extra = extra or {}
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status": "error",
+            "message": self.message,
+            "correlationId": str(uuid.uuid4()),
+            "category": self.category,
+        }
+        if self.sub_category:
+            body["subCategory"] = self.sub_category
+        if self.context is not None:
+            body["context"] = dict(self.context)
+        body.update(self.extra)
+        return body
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def unauthorized() -> HubSpotError:
+    return HubSpotError(
+        401,
+        "Authentication credentials not found. This API supports OAuth 2.0 authentication "
+        "and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+        "INVALID_AUTHENTICATION",
+        extra={"links": {"api key": "https://app.hubspot.com/l/api-key/"}},
+    )
+
+
+def rate_limited(policy: str, headers: Mapping[str, str]) -> HubSpotError:
+    """HubSpot's 429: `errorType` RATE_LIMIT and the name of the spent policy."""
+    limit_name = {
+        "TEN_SECONDLY_ROLLING": "ten_secondly_rolling",
+        "SECONDLY": "secondly",
+        "DAILY": "daily",
+    }.get(policy, policy.lower())
+    error = HubSpotError(
+        429,
+        f"You have reached your {limit_name} limit.",
+        "RATE_LIMITS",
+        extra={"errorType": "RATE_LIMIT", "policyName": policy, "groupName": "sandbox"},
+        headers=headers,
+    )
+    return error
+
+
+def server_error(status: int) -> HubSpotError:
+    messages = {
+        500: "internal error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+    }
+    return HubSpotError(status, messages.get(status, "error"), "INTERNAL_ERROR")
+
+
+def _validation(message: str, **kwargs: Any) -> HubSpotError:
+    return HubSpotError(400, message, "VALIDATION_ERROR", **kwargs)
+
+
+def _not_found(message: str = "resource not found") -> HubSpotError:
+    return HubSpotError(404, message, "OBJECT_NOT_FOUND")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _hs(request: Request) -> HubSpotState:
+    state: SandboxState = request.app.state.sandbox
+    return state.hubspot
+
+
+def _object_type(hs: HubSpotState, name: str) -> str:
+    resolved = hs.resolve_type(name)
+    if resolved is None:
+        raise _validation(f"Unable to infer object type from: {name}")
+    return resolved
+
+
+async def _json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _validation(
+            f"Invalid input JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def _multi(request: Request, name: str) -> list[str] | None:
+    """`a,b&name=c` -> [a, b, c]; None when the parameter is absent."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _validation(f"Unable to parse {name}: {raw}") from None
+    if value < 1 or value > maximum:
+        raise _validation(
+            f"{name} must be between 1 and {maximum}, got {value}",
+            context={name: [str(value)]},
+        )
+    return value
+
+
+def _offset(after: Any, what: str = "after") -> int:
+    if after in (None, ""):
+        return 0
+    try:
+        value = int(str(after))
+    except ValueError:
+        raise _validation(f"Invalid {what} cursor: {after}") from None
+    if value < 0:
+        raise _validation(f"Invalid {what} cursor: {after}")
+    return value
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "false").lower() == "true"
+
+
+def _paging(request: Request, after: int | None, path: str) -> dict[str, Any]:
+    if after is None:
+        return {}
+    link = f"{str(request.base_url).rstrip('/')}{path}?after={after}"
+    return {"paging": {"next": {"after": str(after), "link": link}}}
+
+
+def _batch_inputs(body: Any, limit: int = BATCH_LIMIT) -> list[Any]:
+    if not isinstance(body, Mapping) or not isinstance(body.get("inputs"), list):
+        raise _validation("Invalid input JSON: inputs is required and must be a list")
+    inputs = body["inputs"]
+    if len(inputs) > limit:
+        raise _validation(
+            f"Too many inputs: {len(inputs)} were given, the limit is {limit}.",
+            context={"inputs": [str(len(inputs))]},
+        )
+    return inputs
+
+
+def render(
+    hs: HubSpotState,
+    object_type: str,
+    obj: HsObject,
+    props: Iterable[str] | None,
+    associations: list[str] | None = None,
+) -> dict[str, Any]:
+    """One object as HubSpot renders it: requested properties plus the defaults."""
+    defined = hs.properties.get(object_type, {})
+    if props is None:
+        names: Iterable[str] = DEFAULT_RETURNED.get(object_type, BASE_PROPERTIES)
+    else:
+        names = [*props, *BASE_PROPERTIES]
+    out: dict[str, str | None] = {}
+    for name in names:
+        if name in obj.properties:
+            out[name] = obj.properties[name]
+        elif name in defined:
+            out[name] = None
+    body: dict[str, Any] = {
+        "id": obj.id,
+        "properties": out,
+        "createdAt": obj.created_at,
+        "updatedAt": obj.updated_at,
+        "archived": obj.archived,
+    }
+    if obj.archived:
+        body["archivedAt"] = obj.updated_at
+    if associations:
+        assoc: dict[str, Any] = {}
+        for name in associations:
+            to_type = hs.resolve_type(name)
+            if to_type is None:
+                continue
+            ids = hs.associated(object_type, obj.id, to_type)
+            if ids:
+                kind = association_type_name(object_type, to_type)
+                assoc[to_type] = {"results": [{"id": i, "type": kind} for i in ids]}
+        if assoc:
+            body["associations"] = assoc
+    return body
+
+
+def _check_properties(
+    hs: HubSpotState, object_type: str, inputs: Iterable[Mapping[str, Any]]
+) -> None:
+    """Refuse the whole call when any property is not defined, as HubSpot does."""
+    defined = hs.properties.get(object_type, {})
+    problems: list[dict[str, Any]] = []
+    for props in inputs:
+        for name in props:
+            if name not in defined and not any(p["name"] == name for p in problems):
+                text = f'Property "{name}" does not exist'
+                problems.append(
+                    {
+                        "isValid": False,
+                        "message": text,
+                        "error": "PROPERTY_DOESNT_EXIST",
+                        "name": name,
+                        "localizedErrorMessage": text,
+                        "portalId": 12345678,
+                    }
+                )
+    if problems:
+        raise _validation(
+            "Property values were not valid: " + json.dumps(problems, separators=(",", ":"))
+        )
+
+
+def _properties_of(entry: Any) -> dict[str, str | None]:
+    props = entry.get("properties") if isinstance(entry, Mapping) else None
+    if props is None:
+        return {}
+    if not isinstance(props, Mapping):
+        raise _validation("Invalid input JSON: properties must be an object")
+    return {str(k): property_string(v) for k, v in props.items()}
+
+
+def _writable(props: Mapping[str, str | None]) -> dict[str, str | None]:
+    return {k: v for k, v in props.items() if k not in ("hs_object_id", "hs_lastmodifieddate")}
+
+
+def _find(hs: HubSpotState, object_type: str, key: str, id_property: str | None) -> HsObject | None:
+    objects = hs.objects.get(object_type, {})
+    if not id_property or id_property == "hs_object_id":
+        return objects.get(str(key))
+    return next((o for o in objects.values() if o.properties.get(id_property) == str(key)), None)
+
+
+def _association_target(hs: HubSpotState, object_type: str, type_id: int) -> str | None:
+    for (from_type, to_type), known in ASSOCIATION_TYPE_IDS.items():
+        if from_type == object_type and known == type_id:
+            return to_type
+    for to_type in hs.objects:
+        if association_type_id(object_type, to_type) == type_id:
+            return to_type
+    return None
+
+
+def _create_associations(hs: HubSpotState, object_type: str, entry: Any) -> list[tuple[str, str]]:
+    """Validate a v3 create's `associations` before anything is written."""
+    pairs: list[tuple[str, str]] = []
+    for assoc in (entry.get("associations") or []) if isinstance(entry, Mapping) else []:
+        to_id = str((assoc.get("to") or {}).get("id", ""))
+        types = assoc.get("types") or []
+        if not to_id or not types:
+            raise _validation("Invalid association: to.id and types are required")
+        for spec in types:
+            to_type = _association_target(hs, object_type, int(spec.get("associationTypeId", -1)))
+            if to_type is None:
+                raise _validation(
+                    f"{spec.get('associationTypeId')} is not a valid association type id "
+                    f"for {SINGULAR.get(object_type, object_type)}",
+                    sub_category="crm.associations.INVALID_ASSOCIATION_TYPE",
+                )
+            if to_id not in hs.objects.get(to_type, {}):
+                raise _validation(
+                    f"One or more associations are invalid: {to_type} {to_id} does not exist",
+                    sub_category="crm.associations.INVALID_OBJECT_IDS",
+                )
+            pairs.append((to_type, to_id))
+    return pairs
+
+
+def _batch_envelope(
+    results: list[Any], started: str, errors: list[dict[str, Any]], status: int = 200
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": started,
+        "completedAt": hubspot_iso(utc_now()),
+    }
+    if errors:
+        body["numErrors"] = len(errors)
+        body["errors"] = errors
+        status = 207
+    return JSONResponse(body, status_code=status)
+
+
+def _missing_error(object_type: str, ids: list[str], verb: str = "get") -> dict[str, Any]:
+    return {
+        "status": "error",
+        "category": "OBJECT_NOT_FOUND",
+        "message": f"Could not {verb} some {object_type} objects, they may be deleted or not "
+        "exist. Check that ids are valid.",
+        "context": {"ids": ids},
+        "errors": [],
+        "links": {},
+    }
+
+
+# ---------------------------------------------------------------- objects
+
+
+async def list_objects(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    limit = _int_param(request, "limit", 10, LIST_LIMIT)
+    start = _offset(request.query_params.get("after"))
+    archived = _flag(request, "archived")
+    records = [o for o in hs.objects[object_type].values() if o.archived == archived]
+    page = records[start : start + limit]
+    props = _multi(request, "properties")
+    associations = _multi(request, "associations")
+    body: dict[str, Any] = {
+        "results": [render(hs, object_type, o, props, associations) for o in page]
+    }
+    more = start + limit < len(records)
+    body.update(_paging(request, start + limit if more else None, f"/crm/v3/objects/{object_type}"))
+    return JSONResponse(body)
+
+
+async def get_object(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    obj = _find(
+        hs, object_type, request.path_params["objectId"], request.query_params.get("idProperty")
+    )
+    if obj is None or obj.archived != _flag(request, "archived"):
+        raise _not_found()
+    props = _multi(request, "properties")
+    return JSONResponse(render(hs, object_type, obj, props, _multi(request, "associations")))
+
+
+def _create_one(hs: HubSpotState, object_type: str, entry: Any) -> tuple[dict[str, Any], list[Any]]:
+    props = _writable(_properties_of(entry))
+    pairs = _create_associations(hs, object_type, entry)
+    return props, pairs
+
+
+def _commit_create(
+    hs: HubSpotState, object_type: str, props: dict[str, Any], pairs: list[Any]
+) -> HsObject:
+    if props.get("createdate") is None:
+        props.pop("createdate", None)
+    obj = hs.create_object(object_type, props)
+    for to_type, to_id in pairs:
+        hs.associate(object_type, obj.id, to_type, to_id)
+    return obj
+
+
+async def create_object(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    body = await _json(request)
+    props, pairs = _create_one(hs, object_type, body)
+    _check_properties(hs, object_type, [props])
+    obj = _commit_create(hs, object_type, props, pairs)
+    return JSONResponse(render(hs, object_type, obj, list(props)), status_code=201)
+
+
+async def update_object(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    obj = _find(
+        hs, object_type, request.path_params["objectId"], request.query_params.get("idProperty")
+    )
+    if obj is None or obj.archived:
+        raise _not_found()
+    props = _writable(_properties_of(await _json(request)))
+    _check_properties(hs, object_type, [props])
+    obj.properties.update(props)
+    hs.touch(object_type, obj)
+    return JSONResponse(render(hs, object_type, obj, list(props)))
+
+
+async def archive_object(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    obj = hs.objects[object_type].get(request.path_params["objectId"])
+    if obj is not None and not obj.archived:
+        obj.archived = True
+        hs.touch(object_type, obj)
+    return Response(status_code=204)
+
+
+async def batch_read(request: Request) -> Response:
+    started = hubspot_iso(utc_now())
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    body = await _json(request)
+    inputs = _batch_inputs(body)
+    props = body.get("properties")
+    id_property = body.get("idProperty")
+    archived = _flag(request, "archived")
+    results: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for entry in inputs:
+        key = str(entry.get("id", "")) if isinstance(entry, Mapping) else ""
+        obj = _find(hs, object_type, key, id_property)
+        if obj is None or obj.archived != archived:
+            missing.append(key)
+            continue
+        results.append(render(hs, object_type, obj, props if props else None))
+    errors = [_missing_error(object_type, missing)] if missing else []
+    return _batch_envelope(results, started, errors)
+
+
+async def batch_create(request: Request) -> Response:
+    started = hubspot_iso(utc_now())
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    inputs = _batch_inputs(await _json(request))
+    prepared = [_create_one(hs, object_type, entry) for entry in inputs]
+    _check_properties(hs, object_type, [props for props, _ in prepared])
+    results = []
+    for props, pairs in prepared:
+        obj = _commit_create(hs, object_type, props, pairs)
+        results.append(render(hs, object_type, obj, list(props)))
+    return _batch_envelope(results, started, [], status=201)
+
+
+async def batch_update(request: Request) -> Response:
+    started = hubspot_iso(utc_now())
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    inputs = _batch_inputs(await _json(request))
+    updates: list[tuple[str, str | None, dict[str, str | None]]] = []
+    for entry in inputs:
+        if not isinstance(entry, Mapping) or "id" not in entry:
+            raise _validation("Invalid input JSON: every input needs an id")
+        updates.append(
+            (str(entry["id"]), entry.get("idProperty"), _writable(_properties_of(entry)))
+        )
+    ids = [u[0] for u in updates]
+    if len(set(ids)) != len(ids):
+        raise _validation(
+            "Duplicate IDs found in batch input: "
+            + ", ".join(sorted(set(i for i in ids if ids.count(i) > 1)))
+        )
+    _check_properties(hs, object_type, [props for _, _, props in updates])
+    results: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for key, id_property, props in updates:
+        obj = _find(hs, object_type, key, id_property)
+        if obj is None or obj.archived:
+            missing.append(key)
+            continue
+        obj.properties.update(props)
+        hs.touch(object_type, obj)
+        results.append(render(hs, object_type, obj, list(props)))
+    errors = [_missing_error(object_type, missing, "update")] if missing else []
+    return _batch_envelope(results, started, errors)
+
+
+async def search_objects(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    body = await _json(request)
+    if not isinstance(body, Mapping):
+        raise _validation("Invalid input JSON: the search body must be an object")
+    limit = body.get("limit", 10)
+    if not isinstance(limit, int) or limit < 0 or limit > SEARCH_PAGE_LIMIT:
+        raise _validation(
+            f"Invalid input: limit must be between 0 and {SEARCH_PAGE_LIMIT}",
+            context={"limit": [str(limit)]},
+        )
+    start = _offset(body.get("after"))
+    if start >= SEARCH_RESULT_CAP:
+        raise _validation(
+            f"Cannot page past {SEARCH_RESULT_CAP} results. Narrow the query with filters.",
+            sub_category="crm.search.PAGINATION_LIMIT_EXCEEDED",
+        )
+    groups = body.get("filterGroups") or []
+    if len(groups) > 5 or sum(len(g.get("filters") or []) for g in groups) > 18:
+        raise _validation("Too many filterGroups or filters: at most 5 groups and 18 filters.")
+    for group in groups:
+        for flt in group.get("filters") or []:
+            problem = search.filter_error(flt)
+            if problem:
+                raise _validation(problem)
+    defined = hs.properties.get(object_type, {})
+
+    def kind(name: str) -> str | None:
+        return defined.get(name, {}).get("type")
+
+    def lookup_for(obj: HsObject) -> Any:
+        def lookup(name: str) -> str | list[str] | None:
+            if name.startswith("associations."):
+                to_type = hs.resolve_type(name.split(".", 1)[1])
+                return hs.associated(object_type, obj.id, to_type) if to_type else []
+            if name == "hs_object_id":
+                return obj.id
+            return obj.properties.get(name)
+
+        return lookup
+
+    query = str(body.get("query") or "").strip().lower()
+    hits: list[HsObject] = []
+    for obj in hs.objects[object_type].values():
+        if obj.archived:
+            continue
+        lookup = lookup_for(obj)
+        if groups and not any(
+            all(search.matches(f, lookup, kind(f["propertyName"])) for f in g.get("filters") or [])
+            for g in groups
+        ):
+            continue
+        if query and not any(query in (v or "").lower() for v in obj.properties.values()):
+            continue
+        hits.append(obj)
+    for name, descending in reversed(search.sort_spec(body.get("sorts"))):
+        present = [o for o in hits if o.properties.get(name) not in (None, "")]
+        absent = [o for o in hits if o.properties.get(name) in (None, "")]
+        present.sort(
+            key=lambda o, n=name: search.comparable(o.properties[n], kind(n)),  # type: ignore[misc]
+            reverse=descending,
+        )
+        hits = present + absent
+    end = min(start + limit, len(hits), SEARCH_RESULT_CAP)
+    props = body.get("properties") or None
+    out: dict[str, Any] = {
+        "total": len(hits),
+        "results": [render(hs, object_type, o, props) for o in hits[start:end]],
+    }
+    if end < len(hits) and limit > 0:
+        out["paging"] = {"next": {"after": str(end), "link": None}}
+    return JSONResponse(out)
+
+
+# ---------------------------------------------------------------- associations v4
+
+
+def _assoc_types(from_type: str, to_type: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "category": "HUBSPOT_DEFINED",
+            "typeId": association_type_id(from_type, to_type),
+            "label": None,
+        }
+    ]
+
+
+def _object_id_json(value: str) -> int | str:
+    """HubSpot sends `toObjectId` as a number; ids that are not numbers stay strings."""
+    return int(value) if value.isdigit() else value
+
+
+async def associations_batch_read(request: Request) -> Response:
+    started = hubspot_iso(utc_now())
+    hs = _hs(request)
+    from_type = _object_type(hs, request.path_params["fromObjectType"])
+    to_type = _object_type(hs, request.path_params["toObjectType"])
+    inputs = _batch_inputs(await _json(request), ASSOCIATION_BATCH_LIMIT)
+    results: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for entry in inputs:
+        from_id = str(entry.get("id", "")) if isinstance(entry, Mapping) else ""
+        ids = hs.associated(from_type, from_id, to_type)
+        if not ids:
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                    "context": {"fromObjectId": [from_id]},
+                    "message": f"No {SINGULAR.get(to_type, to_type)} is associated with "
+                    f"{SINGULAR.get(from_type, from_type)} {from_id}.",
+                    "errors": [],
+                    "links": {},
+                }
+            )
+            continue
+        start = _offset(entry.get("after"))
+        page = ids[start : start + ASSOCIATION_PAGE]
+        result: dict[str, Any] = {
+            "from": {"id": from_id},
+            "to": [
+                {
+                    "toObjectId": _object_id_json(i),
+                    "associationTypes": _assoc_types(from_type, to_type),
+                }
+                for i in page
+            ],
+        }
+        if start + ASSOCIATION_PAGE < len(ids):
+            result["paging"] = {"next": {"after": str(start + ASSOCIATION_PAGE), "link": None}}
+        results.append(result)
+    return _batch_envelope(results, started, errors)
+
+
+async def associations_batch_create(request: Request) -> Response:
+    """v4 `batch/create` and `batch/associate/default`: link pairs, both directions."""
+    started = hubspot_iso(utc_now())
+    hs = _hs(request)
+    from_type = _object_type(hs, request.path_params["fromObjectType"])
+    to_type = _object_type(hs, request.path_params["toObjectType"])
+    inputs = _batch_inputs(await _json(request), ASSOCIATION_BATCH_LIMIT)
+    pairs: list[tuple[str, str]] = []
+    for entry in inputs:
+        from_id = str((entry.get("from") or {}).get("id", ""))
+        to_id = str((entry.get("to") or {}).get("id", ""))
+        if from_id not in hs.objects[from_type] or to_id not in hs.objects[to_type]:
+            raise _validation(
+                f"One or more associations are invalid: {from_type} {from_id} or "
+                f"{to_type} {to_id} does not exist",
+                sub_category="crm.associations.INVALID_OBJECT_IDS",
+            )
+        pairs.append((from_id, to_id))
+    results: list[dict[str, Any]] = []
+    for from_id, to_id in pairs:
+        hs.associate(from_type, from_id, to_type, to_id)
+        results.append(
+            {
+                "fromObjectTypeId": OBJECT_TYPE_IDS.get(from_type, from_type),
+                "fromObjectId": _object_id_json(from_id),
+                "toObjectTypeId": OBJECT_TYPE_IDS.get(to_type, to_type),
+                "toObjectId": _object_id_json(to_id),
+                "labels": [],
+                "from": {"id": from_id},
+                "to": {"id": to_id},
+                "associationSpec": {
+                    "associationCategory": "HUBSPOT_DEFINED",
+                    "associationTypeId": association_type_id(from_type, to_type),
+                },
+            }
+        )
+    return _batch_envelope(results, started, [], status=201)
+
+
+# ---------------------------------------------------------------- owners
+
+
+async def list_owners(request: Request) -> Response:
+    hs = _hs(request)
+    limit = _int_param(request, "limit", 100, OWNERS_LIMIT)
+    start = _offset(request.query_params.get("after"))
+    email = request.query_params.get("email")
+    archived = _flag(request, "archived")
+    owners = [
+        o
+        for o in hs.owners
+        if o["archived"] == archived
+        and (not email or (o.get("email") or "").lower() == email.lower())
+    ]
+    body: dict[str, Any] = {"results": owners[start : start + limit]}
+    more = start + limit < len(owners)
+    body.update(_paging(request, start + limit if more else None, "/crm/v3/owners/"))
+    return JSONResponse(body)
+
+
+async def get_owner(request: Request) -> Response:
+    hs = _hs(request)
+    key = request.path_params["ownerId"]
+    field = "userId" if request.query_params.get("idProperty") == "userId" else "id"
+    owner = next((o for o in hs.owners if str(o[field]) == key), None)
+    if owner is None:
+        raise _not_found(f"Owner {key} not found")
+    return JSONResponse(owner)
+
+
+# ---------------------------------------------------------------- properties
+
+
+async def list_properties(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    archived = _flag(request, "archived")
+    props = [p for p in hs.properties[object_type].values() if p["archived"] == archived]
+    return JSONResponse({"results": props})
+
+
+async def get_property(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    prop = hs.properties[object_type].get(request.path_params["propertyName"])
+    if prop is None:
+        raise _not_found(
+            f"Unable to find property {request.path_params['propertyName']} for {object_type}"
+        )
+    return JSONResponse(prop)
+
+
+async def create_property(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    body = await _json(request)
+    missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+    if missing:
+        raise _validation(f"Invalid input JSON: missing required fields {', '.join(missing)}")
+    name = str(body["name"])
+    if name in hs.properties[object_type]:
+        raise HubSpotError(
+            409,
+            f"A property named '{name}' already exists.",
+            "OBJECT_ALREADY_EXISTS",
+            context={"name": [name]},
+        )
+    if body["groupName"] not in hs.groups[object_type]:
+        raise _validation(f"Property group {body['groupName']} does not exist for {object_type}")
+    now = hubspot_iso(utc_now())
+    prop = property_definition(
+        object_type, name, str(body["type"]), hubspot_defined=False, created=now
+    )
+    for key in (
+        "label",
+        "fieldType",
+        "description",
+        "groupName",
+        "options",
+        "displayOrder",
+        "hasUniqueValue",
+        "hidden",
+        "formField",
+        "calculationFormula",
+    ):
+        if key in body:
+            prop[key] = body[key]
+    hs.properties[object_type][name] = prop
+    return JSONResponse(prop, status_code=201)
+
+
+async def list_groups(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    return JSONResponse({"results": list(hs.groups[object_type].values())})
+
+
+async def get_group(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    group = hs.groups[object_type].get(request.path_params["groupName"])
+    if group is None:
+        raise _not_found(f"Unable to find property group {request.path_params['groupName']}")
+    return JSONResponse(group)
+
+
+async def create_group(request: Request) -> Response:
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    body = await _json(request)
+    if not body.get("name") or not body.get("label"):
+        raise _validation("Invalid input JSON: name and label are required")
+    name = str(body["name"])
+    if name in hs.groups[object_type]:
+        raise HubSpotError(
+            409,
+            f"A property group named '{name}' already exists.",
+            "OBJECT_ALREADY_EXISTS",
+            context={"name": [name]},
+        )
+    group = {
+        "name": name,
+        "label": body["label"],
+        "displayOrder": body.get("displayOrder", -1),
+        "archived": False,
+    }
+    hs.groups[object_type][name] = group
+    return JSONResponse(group, status_code=201)
+
+
+# ---------------------------------------------------------------- lists v3
+
+
+def _list_or_404(hs: HubSpotState, list_id: str) -> HsList:
+    found = hs.lists.get(list_id)
+    if found is None:
+        raise _not_found(f"List does not exist with id {list_id}.")
+    return found
+
+
+async def create_list(request: Request) -> Response:
+    hs = _hs(request)
+    body = await _json(request)
+    name = body.get("name")
+    object_type_id = str(body.get("objectTypeId") or "")
+    processing = body.get("processingType")
+    if not name or not object_type_id or not processing:
+        raise _validation("Invalid input JSON: name, objectTypeId and processingType are required")
+    if processing not in ("MANUAL", "DYNAMIC", "SNAPSHOT"):
+        raise _validation(f"Invalid processingType: {processing}")
+    if hs.resolve_type(object_type_id) is None:
+        raise _validation(f"Unable to infer object type from: {object_type_id}")
+    if any(lst.name.lower() == str(name).lower() for lst in hs.lists.values()):
+        raise _validation(
+            f"A list named '{name}' already exists.",
+            sub_category="ILS.LIST_NAME_ALREADY_EXISTS",
+        )
+    now = hubspot_iso(utc_now())
+    new = HsList(
+        list_id=str(next(hs.next_list_id)),
+        name=str(name),
+        object_type_id=object_type_id,
+        processing_type=str(processing),
+        created_at=now,
+        updated_at=now,
+    )
+    hs.lists[new.list_id] = new
+    return JSONResponse({"list": new.to_json()})
+
+
+async def get_list_by_name(request: Request) -> Response:
+    hs = _hs(request)
+    name = request.path_params["listName"]
+    object_type_id = request.path_params["objectTypeId"]
+    for lst in hs.lists.values():
+        if lst.name.lower() == name.lower() and lst.object_type_id == object_type_id:
+            return JSONResponse({"list": lst.to_json()})
+    raise _not_found(f"List does not exist with name {name} and object type {object_type_id}.")
+
+
+async def get_list(request: Request) -> Response:
+    return JSONResponse(
+        {"list": _list_or_404(_hs(request), request.path_params["listId"]).to_json()}
+    )
+
+
+async def search_lists(request: Request) -> Response:
+    hs = _hs(request)
+    body = await _json(request)
+    query = str(body.get("query") or "").lower()
+    offset = int(body.get("offset") or 0)
+    count = int(body.get("count") or 20)
+    found = [lst for lst in hs.lists.values() if query in lst.name.lower()]
+    page = found[offset : offset + count]
+    return JSONResponse(
+        {
+            "lists": [lst.to_json() for lst in page],
+            "offset": offset + len(page),
+            "hasMore": offset + count < len(found),
+            "total": len(found),
+        }
+    )
+
+
+async def _member_ids(request: Request) -> list[str]:
+    body = await _json(request)
+    if not isinstance(body, list):
+        raise _validation("Invalid input JSON: expected an array of record ids")
+    return [str(i) for i in body]
+
+
+def _membership_body(added: list[str], removed: list[str], missing: list[str]) -> dict[str, Any]:
+    # HubSpot documents `recordIdsAdded`; its OpenAPI spec (and so hubspot-api-client's
+    # MembershipsUpdateResponse) spells it `recordsIdsAdded`. Send both so either reads it.
+    return {
+        "recordIdsAdded": added,
+        "recordsIdsAdded": added,
+        "recordIdsRemoved": removed,
+        "recordIdsMissing": missing,
+    }
+
+
+async def add_members(request: Request) -> Response:
+    hs = _hs(request)
+    lst = _list_or_404(hs, request.path_params["listId"])
+    ids = await _member_ids(request)
+    if lst.processing_type == "DYNAMIC":
+        raise _validation("Memberships of DYNAMIC lists cannot be changed by hand.")
+    object_type = hs.resolve_type(lst.object_type_id) or ""
+    existing = hs.objects.get(object_type, {})
+    added, missing = [], []
+    now = hubspot_iso(utc_now())
+    for record_id in ids:
+        if record_id not in existing or existing[record_id].archived:
+            missing.append(record_id)
+        elif record_id not in lst.members:
+            lst.members[record_id] = now
+            added.append(record_id)
+    if added:
+        lst.version += 1
+        lst.updated_at = now
+    return JSONResponse(_membership_body(added, [], missing))
+
+
+async def remove_members(request: Request) -> Response:
+    hs = _hs(request)
+    lst = _list_or_404(hs, request.path_params["listId"])
+    ids = await _member_ids(request)
+    if lst.processing_type == "DYNAMIC":
+        raise _validation("Memberships of DYNAMIC lists cannot be changed by hand.")
+    object_type = hs.resolve_type(lst.object_type_id) or ""
+    existing = hs.objects.get(object_type, {})
+    removed, missing = [], []
+    for record_id in ids:
+        if record_id in lst.members:
+            del lst.members[record_id]
+            removed.append(record_id)
+        elif record_id not in existing:
+            missing.append(record_id)
+    if removed:
+        lst.version += 1
+        lst.updated_at = hubspot_iso(utc_now())
+    return JSONResponse(_membership_body([], removed, missing))
+
+
+async def list_members(request: Request) -> Response:
+    hs = _hs(request)
+    lst = _list_or_404(hs, request.path_params["listId"])
+    limit = _int_param(request, "limit", 100, MEMBERSHIPS_LIMIT)
+    start = _offset(request.query_params.get("after"))
+    members = list(lst.members.items())
+    page = members[start : start + limit]
+    body: dict[str, Any] = {
+        "results": [{"recordId": rid, "membershipTimestamp": ts} for rid, ts in page],
+        "total": len(members),
+    }
+    if start + limit < len(members):
+        body["paging"] = {"next": {"after": str(start + limit), "link": None}}
+    return JSONResponse(body)
+
+
+# ---------------------------------------------------------------- routes
+
+
+def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
+    """HubSpot's clients call some collections with a trailing slash; answer both."""
+    return [Route(path, endpoint, methods=methods), Route(path + "/", endpoint, methods=methods)]
+
+
+def routes() -> list[BaseRoute]:
+    objects = "/crm/v3/objects/{objectType}"
+    props = "/crm/v3/properties/{objectType}"
+    assoc = "/crm/v4/associations/{fromObjectType}/{toObjectType}"
+    return [
+        *_both(objects + "/batch/read", batch_read, ["POST"]),
+        *_both(objects + "/batch/create", batch_create, ["POST"]),
+        *_both(objects + "/batch/update", batch_update, ["POST"]),
+        *_both(objects + "/search", search_objects, ["POST"]),
+        *_both(objects, list_objects, ["GET"]),
+        *_both(objects, create_object, ["POST"]),
+        Route(objects + "/{objectId}", get_object, methods=["GET"]),
+        Route(objects + "/{objectId}", update_object, methods=["PATCH"]),
+        Route(objects + "/{objectId}", archive_object, methods=["DELETE"]),
+        Route(assoc + "/batch/read", associations_batch_read, methods=["POST"]),
+        Route(assoc + "/batch/create", associations_batch_create, methods=["POST"]),
+        Route(assoc + "/batch/associate/default", associations_batch_create, methods=["POST"]),
+        *_both("/crm/v3/owners", list_owners, ["GET"]),
+        Route("/crm/v3/owners/{ownerId}", get_owner, methods=["GET"]),
+        *_both(props + "/groups", list_groups, ["GET"]),
+        *_both(props + "/groups", create_group, ["POST"]),
+        Route(props + "/groups/{groupName}", get_group, methods=["GET"]),
+        *_both(props, list_properties, ["GET"]),
+        *_both(props, create_property, ["POST"]),
+        Route(props + "/{propertyName}", get_property, methods=["GET"]),
+        *_both("/crm/v3/lists", create_list, ["POST"]),
+        Route("/crm/v3/lists/search", search_lists, methods=["POST"]),
+        Route(
+            "/crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}",
+            get_list_by_name,
+            methods=["GET"],
+        ),
+        Route("/crm/v3/lists/{listId}", get_list, methods=["GET"]),
+        Route("/crm/v3/lists/{listId}/memberships/add", add_members, methods=["PUT"]),
+        Route("/crm/v3/lists/{listId}/memberships/remove", remove_members, methods=["PUT"]),
+        Route("/crm/v3/lists/{listId}/memberships", list_members, methods=["GET"]),
+    ]

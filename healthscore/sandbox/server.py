@@ -1,0 +1,164 @@
+"""Running the sandbox: in a background thread for tests and the demo, or in the foreground.
+
+`running_sandbox()` binds 127.0.0.1 (port 0 picks a free one), waits until
+uvicorn is accepting connections, yields the URLs each vendor client needs, and
+shuts the server down on exit. `serve()` is what `healthscore sandbox` runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from healthscore.crm import CrmSnapshot
+
+from .app import DROPPED, SandboxApp, create_app
+from .limits import Limits
+from .state import SandboxState
+
+
+@dataclass(frozen=True)
+class SandboxUrls:
+    """Where each client points: `HubSpot(host=)`, `WebClient(base_url=)`, `JIRA(server=)`."""
+
+    base_url: str
+    app: SandboxApp
+
+    @property
+    def hubspot_url(self) -> str:
+        return self.base_url
+
+    @property
+    def slack_url(self) -> str:
+        return self.base_url + "/api/"
+
+    @property
+    def jira_url(self) -> str:
+        return self.base_url
+
+    @property
+    def state(self) -> SandboxState:
+        return self.app.state
+
+    @property
+    def limits(self) -> Limits:
+        return self.app.limits
+
+
+class _QuietDrops(logging.Filter):
+    """Dropped connections are deliberate; keep uvicorn from logging them as app errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.args, tuple) and DROPPED in record.args)
+
+
+def _install_log_filter() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in logger.filters):
+        logger.addFilter(_QuietDrops())
+
+
+def _build(
+    seed: Mapping[str, Any] | CrmSnapshot | None,
+    rate_limit: int,
+    search_rate_per_second: float,
+    faults: float,
+    fault_seed: int,
+    slow_seconds: float,
+    daily_limit: int,
+    jira_deployment_type: str,
+) -> SandboxApp:
+    state = SandboxState.from_seed(seed, jira_deployment_type=jira_deployment_type)
+    limits = Limits(
+        rate_limit=rate_limit,
+        daily_limit=daily_limit,
+        search_rate_per_second=search_rate_per_second,
+        faults=faults,
+        fault_seed=fault_seed,
+        slow_seconds=slow_seconds,
+    )
+    return create_app(state, limits=limits)
+
+
+@contextmanager
+def running_sandbox(
+    seed: Mapping[str, Any] | CrmSnapshot | None = None,
+    *,
+    rate_limit: int = 190,
+    search_rate_per_second: float = 5,
+    faults: float = 0.0,
+    fault_seed: int = 0,
+    slow_seconds: float = 0.5,
+    port: int = 0,
+    daily_limit: int = 1_000_000,
+    jira_deployment_type: str = "Server",
+) -> Iterator[SandboxUrls]:
+    """Run the sandbox on 127.0.0.1 in a background thread for the duration of a `with`."""
+    app = _build(
+        seed,
+        rate_limit,
+        search_rate_per_second,
+        faults,
+        fault_seed,
+        slow_seconds,
+        daily_limit,
+        jira_deployment_type,
+    )
+    _install_log_filter()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,  # returns a value on purpose to drop connections (see app.py)
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="healthscore-sandbox", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the sandbox server did not start")
+        time.sleep(0.01)
+    try:
+        yield SandboxUrls(base_url=f"http://127.0.0.1:{bound_port}", app=app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        sock.close()
+
+
+def serve(
+    seed_path: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    rate_limit: int = 190,
+    faults: float = 0.0,
+    fault_seed: int = 0,
+) -> None:
+    """Run in the foreground until interrupted; prints where each client should point."""
+    seed = CrmSnapshot.load(seed_path) if seed_path else None
+    app = _build(seed, rate_limit, 5, faults, fault_seed, 0.5, 1_000_000, "Server")
+    _install_log_filter()
+    base = f"http://{host}:{port}"
+    print(f"HubSpot: HubSpot(access_token='any', host='{base}')")
+    print(f"Slack:   WebClient(token='xoxb-any', base_url='{base}/api/')")
+    print(f"Jira:    JIRA(server='{base}', token_auth='any')")
+    print(f"Inspect: {base}/_sandbox/stats  (Ctrl+C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="off")
