@@ -265,7 +265,8 @@ async def _reset(request: Request) -> Response:
 async def _faults(request: Request) -> Response:
     try:
         body = json.loads(await request.body() or b"{}")
-        _limits(request).set_faults(float(body.get("rate", 0.0)), int(body.get("seed", 0)))
+        kinds = [Fault(str(k)) for k in body["kinds"]] if body.get("kinds") else None
+        _limits(request).set_faults(float(body.get("rate", 0.0)), int(body.get("seed", 0)), kinds)
     except (ValueError, TypeError, AttributeError) as exc:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
     return JSONResponse({"ok": True, "rate": _limits(request).fault_rate})

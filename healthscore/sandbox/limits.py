@@ -101,11 +101,13 @@ class Limits:
         self._search: dict[str, deque[float]] = {}
         self.set_faults(faults, fault_seed)
 
-    def set_faults(self, rate: float, seed: int = 0) -> None:
+    def set_faults(self, rate: float, seed: int = 0, kinds: list[Fault] | None = None) -> None:
+        """Change the fault rate; `kinds` narrows the draw (tests pin one kind of fault)."""
         if not 0.0 <= rate <= 1.0:
             raise ValueError("the fault rate is a probability between 0 and 1")
         with self._lock:
             self.fault_rate = rate
+            self.fault_kinds = list(kinds) if kinds else list(Fault)
             self._rng = random.Random(seed)
 
     def decide_fault(self) -> Fault | None:
@@ -115,7 +117,7 @@ class Limits:
                 return None
             if self._rng.random() >= self.fault_rate:
                 return None
-            fault = self._rng.choice(list(Fault))
+            fault = self._rng.choice(self.fault_kinds)
             self.stats.faults[fault.value] += 1
             if fault is Fault.RATE_LIMITED:
                 self.stats.rate_limited += 1
