@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,6 +405,9 @@ class _Checker:
             return
         expected = schema.get("type")
         if expected and not _is_type(node, expected):
+            if isinstance(node, float) and not math.isfinite(node):
+                self.error(path, f"must be a finite number, not {node}")
+                return
             self.error(path, f"must be {_article(expected)}, not {_describe_type(node)}")
             return
         if isinstance(node, Mapping) and expected == "object":
@@ -936,7 +940,10 @@ def _float_or_none(value: Any) -> float | None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A YAML number a score can use: .inf and .nan would make every score NaN or inf."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_type(node: Any, expected: str | list[str]) -> bool:
