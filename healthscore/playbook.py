@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -269,8 +269,7 @@ def parse_playbook(text: str, filename: str = "<playbook>") -> Playbook:
         raise PlaybookError([PlaybookIssue(filename, 1, "", "the file is empty")])
     checker = _Checker(filename, data)
     checker.check(data, PLAYBOOK_SCHEMA, ())
-    if not checker.issues:
-        checker.check_semantics(data)
+    checker.check_semantics(data)
     if checker.issues:
         raise PlaybookError(sorted(checker.issues, key=lambda i: i.line))
     content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -381,8 +380,20 @@ class _Checker:
         self.filename = filename
         self.root = root
         self.issues: list[PlaybookIssue] = []
+        self.paths: list[Path_] = []  # of the issues, unformatted
+        self.structural: list[Path_] = []  # paths of the schema's complaints
+
+    def clean(self, path: Path_, *, except_in: tuple[str, ...] = ()) -> bool:
+        """True when the schema found nothing wrong at or under `path` (ignoring the
+        children named in `except_in`): only then may the semantic checks read it."""
+        depth = len(path)
+        return not any(
+            bad[:depth] == path and not (len(bad) > depth and bad[depth] in except_in)
+            for bad in self.structural
+        )
 
     def error(self, path: Path_, message: str, hint: str | None = None) -> None:
+        self.paths.append(path)
         self.issues.append(
             PlaybookIssue(
                 self.filename, _line_of(self.root, path), format_path(path), message, hint
@@ -392,6 +403,11 @@ class _Checker:
     # -- structure, from the JSON Schema
 
     def check(self, node: Any, schema: Mapping[str, Any], path: Path_) -> None:
+        before = len(self.issues)
+        self._check(node, schema, path)
+        self.structural.extend(self.paths[before:])
+
+    def _check(self, node: Any, schema: Mapping[str, Any], path: Path_) -> None:
         if "$ref" in schema:
             schema = PLAYBOOK_SCHEMA["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
         if "enum" in schema:
@@ -463,21 +479,40 @@ class _Checker:
 
     # -- meaning, which the schema cannot say
 
-    def check_semantics(self, data: Mapping[str, Any]) -> None:
+    def check_semantics(self, data: Any) -> None:
+        """Checks the schema cannot express, on every part the schema found sound, so
+        that a file's structural and semantic mistakes are all reported in one run."""
+        if not isinstance(data, Mapping):
+            return
         weighted = data.get("combine", "sum") == "weighted"
-        for index, condition in enumerate(data.get("segment", [])):
-            self._condition(condition, ("segment", index))
-        for name, source in (data.get("derived") or {}).items():
-            self._derived(str(name), source)
-        group_names: dict[str, int] = {}
-        for g_index, group in enumerate(data["groups"]):
-            self._group(group, ("groups", g_index), weighted, group_names)
-        if weighted and sum(g.get("weight", 1) for g in data["groups"]) <= 0:
-            self.error(("groups",), "the weights of a weighted playbook add up to 0")
+        self._conditions(data.get("segment"), ("segment",))
+        derived = data.get("derived")
+        if isinstance(derived, Mapping):
+            for name, source in derived.items():
+                if self.clean(("derived", str(name))):
+                    self._derived(str(name), source)
+        groups = data.get("groups")
+        if isinstance(groups, list):
+            group_names: dict[str, int] = {}
+            for g_index, group in enumerate(groups):
+                if isinstance(group, Mapping):
+                    self._group(group, ("groups", g_index), weighted, group_names)
+            weights = [g.get("weight", 1) for g in groups if isinstance(g, Mapping)]
+            if weighted and all(map(_is_number, weights)) and sum(weights) <= 0:
+                self.error(("groups",), "the weights of a weighted playbook add up to 0")
         labels = self._thresholds(data.get("thresholds"))
-        action_names: set[str] = set()
-        for a_index, action in enumerate(data.get("actions") or []):
-            self._action(action, ("actions", a_index), labels, action_names)
+        actions = data.get("actions")
+        if isinstance(actions, list):
+            action_names: set[str] = set()
+            for a_index, action in enumerate(actions):
+                if self.clean(("actions", a_index)):
+                    self._action(action, ("actions", a_index), labels, action_names)
+
+    def _conditions(self, conditions: Any, path: Path_) -> None:
+        if isinstance(conditions, list):
+            for index, condition in enumerate(conditions):
+                if self.clean((*path, index)):
+                    self._condition(condition, (*path, index))
 
     def _condition(self, condition: Mapping[str, Any], path: Path_) -> None:
         op = condition["op"]
@@ -524,10 +559,14 @@ class _Checker:
     def _group(
         self, group: Mapping[str, Any], path: Path_, weighted: bool, seen: dict[str, int]
     ) -> None:
-        name = group["name"]
-        if name in seen:
-            self.error((*path, "name"), f"group `{name}` is defined twice", "names must be unique")
-        seen[name] = 1
+        name = group.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                self.error(
+                    (*path, "name"), f"group `{name}` is defined twice", "names must be unique"
+                )
+            seen[name] = 1
+        high = group.get("max_points")
         if weighted:
             if "max_points" not in group:
                 self.error(
@@ -535,23 +574,29 @@ class _Checker:
                     "a weighted playbook needs `max_points` on every group",
                     "the score is weight * points / max_points: add e.g. `max_points: 20`",
                 )
-            elif group["max_points"] <= 0:
+            elif _is_number(high) and high <= 0:
                 self.error((*path, "max_points"), "must be above 0 in a weighted playbook")
-        low, high = group.get("min_points"), group.get("max_points")
-        if low is not None and high is not None and low > high:
+        low = group.get("min_points")
+        if _is_number(low) and _is_number(high) and low > high:
             self.error((*path, "min_points"), f"min_points {_show(low)} is above max_points")
-        rule_names: set[str] = set()
-        for index, rule in enumerate(group["rules"]):
-            self._rule(rule, (*path, "rules", index), rule_names)
+        rules = group.get("rules")
+        if isinstance(rules, list):
+            rule_names: set[str] = set()
+            for index, rule in enumerate(rules):
+                rule_path = (*path, "rules", index)
+                if isinstance(rule, Mapping):
+                    self._rule(rule, rule_path, rule_names)
 
     def _rule(self, rule: Mapping[str, Any], path: Path_, names: set[str]) -> None:
-        if "name" in rule:
-            if rule["name"] in names:
-                self.error((*path, "name"), f"rule `{rule['name']}` appears twice in this group")
-            names.add(rule["name"])
+        name = rule.get("name")
+        if isinstance(name, str):
+            if name in names:
+                self.error((*path, "name"), f"rule `{name}` appears twice in this group")
+            names.add(name)
         for key in ("when", "where"):
-            for index, condition in enumerate(rule.get(key, [])):
-                self._condition(condition, (*path, key, index))
+            self._conditions(rule.get(key), (*path, key))
+        if not self.clean(path, except_in=("when", "where", "name")):
+            return  # a misspelt or mistyped field: its kind would be guessed wrong
         kind = _rule_kind(rule)
         if kind is None:
             self.error(
@@ -622,20 +667,34 @@ class _Checker:
         elif by_value and not ("property" in rule and "points_each" in rule):
             self.error(path, "an associated value map needs both `property` and `points_each`")
 
-    def _thresholds(self, thresholds: list[Mapping[str, Any]] | None) -> list[str]:
+    def _thresholds(self, thresholds: Any) -> list[str] | None:
+        """The status labels, or None when they cannot be known (a broken list)."""
         if thresholds is None:
             return [t["label"] for t in DEFAULT_THRESHOLDS]
+        if not isinstance(thresholds, list):
+            return None
         labels: list[str] = []
         mins: set[float] = set()
+        complete = True
         for index, threshold in enumerate(thresholds):
             path: Path_ = ("thresholds", index)
-            if threshold["label"] in labels:
-                self.error((*path, "label"), f"status `{threshold['label']}` is defined twice")
-            if threshold["min"] in mins:
-                self.error((*path, "min"), f"two thresholds start at {_show(threshold['min'])}")
-            labels.append(threshold["label"])
-            mins.add(threshold["min"])
-        if min(t["min"] for t in thresholds) > 0:
+            label = threshold.get("label") if isinstance(threshold, Mapping) else None
+            start = threshold.get("min") if isinstance(threshold, Mapping) else None
+            if isinstance(label, str):
+                if label in labels:
+                    self.error((*path, "label"), f"status `{label}` is defined twice")
+                labels.append(label)
+            else:
+                complete = False
+            if _is_number(start):
+                if start in mins:
+                    self.error((*path, "min"), f"two thresholds start at {_show(start)}")
+                mins.add(start)
+            else:
+                complete = False
+        if not complete:
+            return None
+        if mins and min(mins) > 0:
             self.error(
                 ("thresholds",),
                 "the thresholds do not cover 0",
@@ -644,7 +703,7 @@ class _Checker:
         return labels
 
     def _action(
-        self, action: Mapping[str, Any], path: Path_, labels: list[str], names: set[str]
+        self, action: Mapping[str, Any], path: Path_, labels: list[str] | None, names: set[str]
     ) -> None:
         name = action.get("name") or _default_action_name(action)
         if name in names:
@@ -682,11 +741,11 @@ class _Checker:
                     )
 
     def _trigger(
-        self, trigger: Mapping[str, Any], kind: str, path: Path_, labels: list[str]
+        self, trigger: Mapping[str, Any], kind: str, path: Path_, labels: list[str] | None
     ) -> None:
         value = trigger[kind]
         if kind.startswith("status_"):
-            if value not in labels:
+            if labels is not None and value not in labels:
                 self.error(
                     (*path, kind),
                     f"{_show(value)} is not a status of this playbook",
@@ -939,7 +998,7 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     """A YAML number a score can use: .inf and .nan would make every score NaN or inf."""
     if isinstance(value, float):
         return math.isfinite(value)
