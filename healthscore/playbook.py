@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +33,8 @@ from healthscore.conditions import (
 )
 from healthscore.derived import Expression, ExpressionError, parse_expression
 from healthscore.playbook_schema import PLAYBOOK_SCHEMA, TRIGGERS
-from healthscore.templates import TemplateProblem, check_template
-from healthscore.values import as_text
+from healthscore.templates import TEMPLATE_VARIABLES, TemplateProblem, check_template
+from healthscore.values import as_number, as_text
 
 Path_ = tuple[str | int, ...]
 RuleKind = Literal["property", "value_map", "scale", "event", "associated"]
@@ -416,7 +417,7 @@ class _Checker:
                 self.error(
                     path,
                     f"{_show(node)} is not one of: {', '.join(options)}",
-                    _did_you_mean(str(node), options),
+                    _did_you_mean(str(node), options) or _ENUM_HINTS.get(path),
                 )
             return
         expected = schema.get("type")
@@ -424,7 +425,11 @@ class _Checker:
             if isinstance(node, float) and not math.isfinite(node):
                 self.error(path, f"must be a finite number, not {node}")
                 return
-            self.error(path, f"must be {_article(expected)}, not {_describe_type(node)}")
+            self.error(
+                path,
+                f"must be {_article(expected)}, not {_describe_type(node)}",
+                _unquote_hint(node) if "number" in expected or "integer" in expected else None,
+            )
             return
         if isinstance(node, Mapping) and expected == "object":
             self._check_object(node, schema, path)
@@ -527,7 +532,8 @@ class _Checker:
             self.error(path, f"`{op}` needs a `value`", _value_hint(op))
         elif op in LIST_OPERATORS:
             if not isinstance(value, list) or not value:
-                self.error(where, f"`{op}` needs a non-empty list", "write `value: [a, b]`")
+                example = _show(value) if isinstance(value, str | int | float) else "a, b"
+                self.error(where, f"`{op}` needs a non-empty list", f"write `value: [{example}]`")
             elif any(isinstance(v, Mapping | list) or v is None for v in value):
                 self.error(where, "list items must be plain values")
         elif op == "between":
@@ -536,10 +542,18 @@ class _Checker:
                     where, "`between` needs [lo, hi], two numbers", "write `value: [10, 50]`"
                 )
             elif value[0] > value[1]:
-                self.error(where, f"lo {_show(value[0])} is above hi {_show(value[1])}")
+                self.error(
+                    where,
+                    f"lo {_show(value[0])} is above hi {_show(value[1])}",
+                    f"write `value: [{_show(value[1])}, {_show(value[0])}]`",
+                )
         elif op in NUMERIC_OPERATORS:
             if not _is_number(value):
-                self.error(where, f"`{op}` compares numbers; {_show(value)} is not one")
+                self.error(
+                    where,
+                    f"`{op}` compares numbers; {_show(value)} is not one",
+                    _unquote_hint(value),
+                )
         elif op in DATE_OPERATORS:
             if not _is_number(value) or value < 0:
                 self.error(where, f"`{op}` needs a number of days (0 or more)", "e.g. `value: 30`")
@@ -554,7 +568,12 @@ class _Checker:
         try:
             parse_expression(str(source))
         except ExpressionError as exc:
-            self.error(path, f"{exc} (column {exc.column + 1} of {str(source)!r})")
+            self.error(
+                path,
+                f"{exc} (column {exc.column + 1} of {str(source)!r})",
+                "only + - * / ( ), numbers and property names, "
+                "e.g. `active_users / seats_purchased`",
+            )
 
     def _group(
         self, group: Mapping[str, Any], path: Path_, weighted: bool, seen: dict[str, int]
@@ -612,7 +631,8 @@ class _Checker:
                 self.error(
                     (*path, str(key)),
                     f"`{key}` does not belong in {_KIND_NAMES[kind]}",
-                    "split it into two rules" if key in _KIND_KEYS else None,
+                    _KIND_MIX_HINTS.get((kind, str(key)))
+                    or ("split it into two rules" if key in _KIND_KEYS else None),
                 )
         getattr(self, f"_rule_{kind}")(rule, path)
 
@@ -651,7 +671,12 @@ class _Checker:
                 if len(kinds) != 1:
                     self.error(where, "a band needs exactly one of exactly, between, at_least")
                 elif "between" in band and band["between"][0] > band["between"][1]:
-                    self.error((*where, "between"), "the first bound is above the second")
+                    low, high = band["between"]
+                    self.error(
+                        (*where, "between"),
+                        "the first bound is above the second",
+                        f"write `between: [{high}, {low}]`",
+                    )
 
     def _rule_associated(self, rule: Mapping[str, Any], path: Path_) -> None:
         by_condition = "when" in rule or "points" in rule
@@ -733,12 +758,7 @@ class _Checker:
                 try:
                     check_template(action[key])
                 except TemplateProblem as exc:
-                    self.error(
-                        (*path, key),
-                        str(exc),
-                        "variables: account, score, status, previous_status, previous_score, "
-                        "delta, trend, trend_arrow, status_chip, groups, owner, playbook, url",
-                    )
+                    self.error((*path, key), str(exc), _template_hint(str(exc)))
 
     def _trigger(
         self, trigger: Mapping[str, Any], kind: str, path: Path_, labels: list[str] | None
@@ -766,6 +786,10 @@ class _Checker:
 
 
 _KIND_KEYS = {"when", "points_each", "scale", "event", "associated", "frequency"}
+_KIND_MIX_HINTS = {
+    ("event", "when"): "conditions on the event's own properties go in `where`; "
+    "split it into two rules if `when` was meant for the account",
+}
 _COMMON_RULE_FIELDS = {"name", "description"}
 _RULE_FIELDS: dict[str, set[str]] = {
     "property": _COMMON_RULE_FIELDS | {"when", "points"},
@@ -1053,9 +1077,67 @@ def _article(expected: str | list[str]) -> str:
     return names.get(expected, expected)
 
 
+# What people write for an operator, from SQL, spreadsheets and HubSpot's filter labels.
+_SYNONYMS = {
+    "=": "eq",
+    "==": "eq",
+    "equals": "eq",
+    "equal": "eq",
+    "is": "eq",
+    "!=": "neq",
+    "<>": "neq",
+    "ne": "neq",
+    "not_equals": "neq",
+    "is_not": "neq",
+    ">": "gt",
+    ">=": "gte",
+    "ge": "gte",
+    "<": "lt",
+    "<=": "lte",
+    "le": "lte",
+    "greater_than": "gt",
+    "less_than": "lt",
+    "is_known": "known",
+    "has_value": "known",
+    "is_unknown": "unknown",
+    "is_empty": "unknown",
+    "empty": "unknown",
+    "one_of": "in",
+    "is_any_of": "in",
+    "none_of": "not_in",
+    "is_none_of": "not_in",
+    "includes": "contains",
+    "range": "between",
+}
+_ENUM_HINTS: dict[Path_, str] = {
+    ("object",): "the scored records are companies or contacts; score deals through "
+    "their company with `event: deals` or `associated: deals`",
+}
+
+
 def _did_you_mean(word: str, options: Sequence[str]) -> str | None:
+    synonym = _SYNONYMS.get(word.strip().casefold())
+    if synonym in options:
+        return f"did you mean `{synonym}`?"
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
+
+
+def _unquote_hint(value: Any) -> str | None:
+    """`points: "10"`: a number in quotes is text in YAML."""
+    if isinstance(value, str) and _is_number(as_number(value)):
+        return f"write the number without quotes: `{value.strip()}`"
+    return None
+
+
+def _template_hint(problem: str) -> str:
+    unknown = re.search(r"unknown template variable '([^']*)'", problem)
+    if unknown:
+        close = _did_you_mean(unknown.group(1), list(TEMPLATE_VARIABLES))
+        if close:
+            return close
+        return "variables: " + ", ".join(TEMPLATE_VARIABLES)
+    return "close every `{{` with `}}` and every `{% if %}` with `{% endif %}`"
 
 
 def _field_doc(properties: Mapping[str, Any], key: str) -> str | None:
