@@ -619,7 +619,7 @@ def _account(
     # ---- meetings ----------------------------------------------------------------
     meetings = out["meetings"]
     recent = _poisson(rng, 0.2 + 4.5 * he)
-    older = _poisson(rng, 0.4 + 2.2 * he)
+    older = _poisson(rng, 0.3 + 1.4 * he)
     p_completed = 0.45 + 0.5 * he
     for k in range(recent + older):
         days = rand() * 90 if k < recent else 90 + rand() * 275
@@ -640,7 +640,7 @@ def _account(
     # ---- calls --------------------------------------------------------------------
     calls = out["calls"]
     recent = _poisson(rng, 0.15 + 3.5 * he)
-    older = _poisson(rng, 0.5 + 2.0 * he)
+    older = _poisson(rng, 0.3 + 1.2 * he)
     p_connected = 0.45 + 0.45 * he
     for k in range(recent + older):
         days = rand() * 60 if k < recent else 60 + rand() * 305
