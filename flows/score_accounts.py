@@ -1,0 +1,102 @@
+"""The scheduled flow: pull -> score -> compare -> store -> write back -> act -> report.
+
+Each step is a thin task around an engine call (`tasks/`); the flow only says
+in which order they run and what happens on failure. Comparing comes before
+storing because the stored snapshot carries its trend and delta, and the whole
+run is written in one transaction; a dry run takes the very same path and
+simply skips the store and the write-back.
+
+Large values (the snapshot, the scores) are passed with `quote()` (`big()`), so Prefect
+does not walk every record looking for futures.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from prefect import flow, get_run_logger
+from prefect.utilities.annotations import quote
+
+from healthscore.history import RUN_FAILED, RUN_SUCCEEDED, RunInfo
+from healthscore.run_report import summarize
+from healthscore.sources.cached import is_api_source
+from healthscore.values import parse_as_of
+from tasks.actions import run_actions
+from tasks.crm import pull_crm
+from tasks.report import publish_report
+from tasks.scoring import compare_with_history, read_playbook
+from tasks.scoring import score_accounts as score
+from tasks.store import finish_run, store_run
+from tasks.writeback import write_back_scores
+
+T = TypeVar("T")
+
+
+def big(value: T) -> T:
+    """`quote()` with the value's own type: Prefect passes it through without walking it."""
+    return cast(T, quote(value))
+
+
+@flow(name="score-accounts", log_prints=False)
+def score_accounts(
+    playbook_path: str,
+    source: str = "sandbox",
+    as_of: str | None = None,
+    dry_run: bool = False,
+    db_url: str | None = None,
+) -> dict[str, Any]:
+    """Score every account of a playbook, keep the history, write back, act, report.
+
+    playbook_path: the playbook YAML. source: `sandbox`, `hubspot`, `file:PATH.json`
+    or `csv:PATH`. as_of: ISO 8601 instant (default now, UTC). dry_run: score,
+    compare and report, but store nothing and write nothing to HubSpot. db_url:
+    the history database (default `HEALTHSCORE_DB_URL` or SQLite in the data folder).
+    """
+    logger = get_run_logger()
+    started = datetime.now(UTC)
+    moment = parse_as_of(as_of)
+
+    playbook = read_playbook(playbook_path)
+    pulled = pull_crm(playbook, source, db_url, use_cache=not dry_run)
+    scores = score(playbook, big(pulled.snapshot), moment)
+    comparisons = compare_with_history(playbook, big(scores), moment, db_url, dry_run)
+
+    run_id: int | None = None
+    if not dry_run:
+        run = RunInfo(playbook.name, playbook.content_hash, moment, source, started)
+        run_id = store_run(db_url, run, big(comparisons), big(pulled.cache))
+
+    try:
+        summary = summarize(
+            playbook,
+            comparisons,
+            as_of=moment.isoformat(),
+            source=source,
+            dry_run=dry_run,
+            run_id=run_id,
+        )
+        summary.pull_incremental, summary.pull_calls = pulled.incremental, pulled.calls
+        if dry_run:
+            summary.writeback_skipped = "dry run"
+        elif not playbook.writeback:
+            summary.writeback_skipped = "writeback: false in the playbook"
+        elif not is_api_source(source):
+            summary.writeback_skipped = f"{source} is a file, not a CRM"
+        else:
+            written = write_back_scores(playbook, source, big(comparisons), big(pulled.snapshot))
+            summary.written_records, summary.written_values = written.records, written.values
+            summary.writeback_calls = written.calls
+
+        summary.actions = run_actions(
+            playbook, big(comparisons), big(pulled.snapshot), run_id, dry_run
+        )
+        publish_report(playbook, summary, big(comparisons))
+    except BaseException as exc:
+        if run_id is not None:
+            finish_run(db_url, run_id, RUN_FAILED, f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    if run_id is not None:
+        finish_run(db_url, run_id, RUN_SUCCEEDED)
+    logger.info("run %s done: %s", run_id if run_id is not None else "(dry)", summary.counts)
+    return summary.to_json()

@@ -1,0 +1,42 @@
+"""Task: write score, status, trend and group points back to HubSpot."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from healthscore.crm import CrmSnapshot
+from healthscore.playbook import Playbook
+from healthscore.sources.cached import connect_source
+from healthscore.trends import Comparison
+from healthscore.writeback import WritebackResult, write_back
+from tasks.crm import hubspot_token
+from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
+
+
+@task(
+    name="write-back",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def write_back_scores(
+    playbook: Playbook, source: str, comparisons: list[Comparison], snapshot: CrmSnapshot
+) -> WritebackResult:
+    """Only changed values are sent, so a retry after a partial failure resends little."""
+    connection = connect_source(source, hubspot_token(source))
+    result = write_back(connection, playbook, comparisons, snapshot)
+    logger = get_run_logger()
+    logger.info(
+        "write-back: %d values on %d %s, %d API calls",
+        result.values,
+        result.records,
+        playbook.object,
+        result.calls,
+    )
+    if result.properties_created:
+        logger.info("created properties: %s", ", ".join(result.properties_created))
+    if result.failed:
+        logger.warning("HubSpot refused %d records: %s", len(result.failed), result.failed[:20])
+    return result
