@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
 from hubspot import HubSpot
 from hubspot.crm.objects import (
     BatchInputSimplePublicObjectBatchInput,
@@ -71,7 +68,7 @@ def test_get_by_id_and_404(hubspot: HubSpot) -> None:
     assert company.properties["hs_object_id"] == "150"
     by_domain = hubspot.crm.companies.basic_api.get_by_id("c7.example.com", id_property="domain")
     assert by_domain.id == "107"
-    with api_error(404) as caught:
+    with api_error(404):
         hubspot.crm.companies.basic_api.get_by_id("999999")
 
 
@@ -101,7 +98,7 @@ def test_create_task_associated_with_a_company(hubspot: HubSpot) -> None:
 
 
 def test_create_with_an_unknown_association_type_is_refused(hubspot: HubSpot) -> None:
-    with api_error(400) as caught:
+    with api_error(400):
         hubspot.crm.objects.basic_api.create(
             "tasks",
             SimplePublicObjectInputForCreate(
@@ -145,17 +142,17 @@ def test_batch_read_by_id_property(hubspot: HubSpot) -> None:
 
 def test_batch_of_101_inputs_is_a_400(hubspot: HubSpot) -> None:
     inputs = [{"id": str(100 + i)} for i in range(1, 102)]
-    with api_error(400) as caught:
+    with api_error(400):
         hubspot.crm.companies.batch_api.read(
             BatchReadInputSimplePublicObjectId(properties=["name"], inputs=inputs)
         )
-    with api_error(400) as caught:
+    with api_error(400):
         hubspot.crm.companies.batch_api.update(
             BatchInputSimplePublicObjectBatchInput(
                 inputs=[{"id": i["id"], "properties": {"name": "x"}} for i in inputs]
             )
         )
-    with api_error(400) as caught:
+    with api_error(400):
         hubspot.crm.companies.batch_api.create(
             BatchInputSimplePublicObjectBatchInputForCreate(
                 inputs=[{"properties": {"name": "x"}}] * 101
