@@ -269,8 +269,9 @@ def print_explanation(
         out.print(f"derived {name} = {result.properties.get(name)}", markup=False)
     for definition, group in zip(book.groups, result.groups, strict=True):
         table = Table(title=f"{group.name}: {round2(group.points):g} points", title_justify="left")
-        table.add_column("rule")
-        table.add_column("saw")
+        longest = max(len(r.name) for r in group.rules)
+        table.add_column("rule", min_width=min(longest, 48))  # names stay whole; inputs wrap
+        table.add_column("saw", overflow="fold")
         table.add_column("points", justify="right")
         if definition.start:
             table.add_row("start", "", f"{definition.start:g}")
@@ -340,6 +341,8 @@ def _progress_printer() -> Any:
 
     return ProgressBar(err)
 
+
+from healthscore import cli_calibrate  # noqa: E402, F401  (registers `calibrate`)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
