@@ -344,5 +344,7 @@ def _progress_printer() -> Any:
 
 from healthscore import cli_calibrate  # noqa: E402, F401  (registers `calibrate`)
 
+from healthscore import cli_runs  # noqa: E402, F401  (registers run, history)
+
 if __name__ == "__main__":  # pragma: no cover
     app()
