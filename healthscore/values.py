@@ -9,10 +9,12 @@ pass through unchanged.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
 DAY_SECONDS = 86_400.0
+_EPOCH_MS = re.compile(r"-?[0-9]+")  # ASCII digits: "²".isdigit() is true, int("²") fails
 
 
 def is_missing(value: Any) -> bool:
@@ -51,12 +53,18 @@ def as_timestamp(value: Any) -> float | None:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
     if isinstance(value, int | float):
-        return float(value) / 1000.0 if math.isfinite(value) else None
+        try:
+            return float(value) / 1000.0 if math.isfinite(value) else None
+        except OverflowError:  # an int beyond any float
+            return None
     text = str(value).strip()
     if not text:
         return None
-    if text.lstrip("-").isdigit():
-        return int(text) / 1000.0
+    if _EPOCH_MS.fullmatch(text):
+        try:
+            return int(text) / 1000.0
+        except (OverflowError, ValueError):  # beyond a float, or too many digits for int()
+            return None
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
