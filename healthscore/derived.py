@@ -7,6 +7,7 @@ leaves the result unknown (None), as the spec says.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,7 +57,17 @@ def parse_expression(source: str) -> Expression:
     if parser.position < len(tokens):
         _, text, column = tokens[parser.position]
         raise ExpressionError(f"unexpected {text!r} after a complete expression", column)
-    return Expression(source, frozenset(parser.names), evaluate)
+    return Expression(source, frozenset(parser.names), _finite(evaluate))
+
+
+def _finite(evaluate: Evaluator) -> Evaluator:
+    """An overflow (1e200 * 1e200) or inf - inf is not a number either: unknown."""
+
+    def finite(props: Mapping[str, Any]) -> float | None:
+        result = evaluate(props)
+        return result if result is None or math.isfinite(result) else None
+
+    return finite
 
 
 class _Parser:
