@@ -73,5 +73,6 @@ class CrmCache(SQLModel, table=True):
 
     source_key: str = Field(primary_key=True, max_length=200)
     pulled_at: datetime = Field(sa_type=DateTime())
+    signature: str | None = Field(default=None, max_length=64)
     snapshot: str = Field(sa_column=Column(Text, nullable=False))
     run_id: int | None = Field(default=None, foreign_key="runs.id", ondelete="SET NULL")

@@ -77,11 +77,16 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """The last pulled snapshot of a source (JSON text) and when it was pulled."""
+    """The last pulled snapshot of a source (JSON text), when, and what it asked for.
+
+    `signature` is the source's own fingerprint of the requested properties: a
+    snapshot pulled for other properties is not a base for an incremental pull.
+    """
 
     source_key: str
     pulled_at: datetime
     snapshot_json: str
+    signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -331,7 +336,7 @@ class HistoryStore:
             ).first()
         if row is None:
             return None
-        return CacheEntry(row.source_key, _aware(row.pulled_at), row.snapshot)
+        return CacheEntry(row.source_key, _aware(row.pulled_at), row.snapshot, row.signature)
 
     # -- writing
 
@@ -379,6 +384,7 @@ class HistoryStore:
                     sa.insert(CACHE).values(
                         source_key=cache.source_key,
                         pulled_at=_naive(cache.pulled_at),
+                        signature=cache.signature,
                         snapshot=cache.snapshot_json,
                         run_id=run_id,
                     )

@@ -85,11 +85,15 @@ def pull(
         connection,
         previous=previous,
         since=cached.pulled_at if cached else None,
+        previous_signature=cached.signature if cached else None,
         extra_properties=_extra(playbook),
         progress=progress,
     )
     entry = CacheEntry(
-        key, result.pulled_at, json.dumps(result.snapshot.to_json(), separators=(",", ":"))
+        key,
+        result.pulled_at,
+        json.dumps(result.snapshot.to_json(), separators=(",", ":")),
+        result.signature,
     )
     return PulledCrm(result.snapshot, result.pulled_at, result.incremental, result.calls, entry)
 

@@ -61,6 +61,7 @@ def upgrade() -> None:
         "crm_cache",
         sa.Column("source_key", sa.String(200), primary_key=True),
         sa.Column("pulled_at", sa.DateTime(), nullable=False),
+        sa.Column("signature", sa.String(64), nullable=True),
         sa.Column("snapshot", sa.Text(), nullable=False),
         sa.Column(
             "run_id", sa.Integer(), sa.ForeignKey("runs.id", ondelete="SET NULL"), nullable=True
