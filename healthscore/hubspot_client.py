@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from hubspot import HubSpot
@@ -82,6 +83,9 @@ class HubSpotConnection:
     burst: RateLimiter = field(default_factory=lambda: RateLimiter(150, 10.0))
     search: RateLimiter = field(default_factory=lambda: RateLimiter(4, 1.0))
     retry: Retry = field(default_factory=default_retry)
+    # How far incremental pulls look back past the last pull, for clock skew between
+    # this machine and HubSpot's servers. The sandbox shares our clock: none needed.
+    clock_margin: timedelta = timedelta(minutes=5)
     client: HubSpot = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,7 +114,9 @@ def connect(
     """
     if sandbox:
         url = base_url or os.environ.get(SANDBOX_URL_ENV) or SANDBOX_URL
-        return HubSpotConnection(url, token or "sandbox-token", burst=RateLimiter(180, 10.0))
+        return HubSpotConnection(
+            url, token or "sandbox-token", burst=RateLimiter(180, 10.0), clock_margin=timedelta(0)
+        )
     url = base_url or os.environ.get(BASE_URL_ENV) or HUBSPOT_URL
     token = token or os.environ.get(TOKEN_ENV)
     if not token:

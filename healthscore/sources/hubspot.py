@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from hubspot.crm.associations.v4.models import (
@@ -47,7 +47,6 @@ ASSOCIATION_BATCH = 1_000
 SEARCH_PAGE = 200
 SEARCH_CAP = 10_000
 OWNER_PAGE = 500
-CLOCK_MARGIN = timedelta(minutes=5)  # our clock vs HubSpot's: re-read a little, miss nothing
 
 ACCOUNT_PROPERTIES = {
     "companies": {"name", "hubspot_owner_id", "domain"},
@@ -111,7 +110,7 @@ def pull(
     started = datetime.now(UTC)
     if previous is not None and since is not None and previous_signature == signature:
         try:
-            snapshot, changed = puller.incremental(previous, since - CLOCK_MARGIN)
+            snapshot, changed = puller.incremental(previous, since - connection.clock_margin)
             return PullResult(snapshot, started, True, signature, puller.calls, changed)
         except SearchCapReached:
             pass
