@@ -384,10 +384,8 @@ def _progress_printer() -> Any:
     return ProgressBar(err)
 
 
-from healthscore import (
-    cli_calibrate,  # noqa: F401  (registers `calibrate`)
-    cli_runs,  # noqa: F401  (registers run, history)
-)
+# The other command modules register themselves on `app` when imported.
+from healthscore import cli_calibrate, cli_runs  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     app()
