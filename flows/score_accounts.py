@@ -64,7 +64,8 @@ def score_accounts(
 
     run_id: int | None = None
     if not dry_run:
-        run = RunInfo(playbook.name, playbook.content_hash, moment, source, started)
+        owners = {o.id: o.display_name for o in pulled.snapshot.owners}
+        run = RunInfo(playbook.name, playbook.content_hash, moment, source, started, owners=owners)
         run_id = store_run(db_url, run, big(comparisons), big(pulled.cache))
 
     try:

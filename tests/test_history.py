@@ -286,7 +286,7 @@ def test_open_creates_folder_and_is_idempotent(tmp_path: Path) -> None:
     with engine.connect() as connection:
         version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_bad_urls_are_store_errors(tmp_path: Path) -> None:

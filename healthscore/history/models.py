@@ -37,6 +37,8 @@ class Run(SQLModel, table=True):
     counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     outcome: str = Field(default=RUN_RUNNING, max_length=20)
     message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # owner id -> display name at the time of the run (dashboard and digest name CSMs)
+    owners: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class AccountSnapshot(SQLModel, table=True):

@@ -73,6 +73,7 @@ class RunInfo:
     counts: Mapping[str, int] | None = None
     outcome: str = RUN_RUNNING
     message: str | None = None
+    owners: Mapping[str, str] | None = None  # owner id -> display name, from the run's pull
 
 
 @dataclass(frozen=True)
@@ -370,6 +371,7 @@ class HistoryStore:
                     counts=counts,
                     outcome=RUN_RUNNING,
                     message=None,
+                    owners=dict(run.owners) if run.owners is not None else None,
                 )
                 .returning(RUNS.c.id)
             ).scalar_one()
@@ -506,4 +508,5 @@ def _run_info(row: Any) -> RunInfo:
         counts=dict(row.counts or {}),
         outcome=row.outcome,
         message=row.message,
+        owners=dict(row.owners) if row.owners is not None else None,
     )
