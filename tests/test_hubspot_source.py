@@ -1,0 +1,284 @@
+"""The HubSpot source through the real hubspot-api-client against the sandbox.
+
+The call counts asserted here are derived in the test from the snapshot and
+HubSpot's documented limits (100 a list page, 1,000 ids an association batch,
+100 a batch read), not read back from the source.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from hubspot import HubSpot
+from hubspot.crm.companies import (
+    BatchInputSimplePublicObjectBatchInput,
+    SimplePublicObjectBatchInput,
+)
+from hubspot.crm.tickets import (
+    AssociationSpec,
+    PublicAssociationsForObject,
+    PublicObjectId,
+    SimplePublicObjectInputForCreate,
+)
+from typer.testing import CliRunner
+
+from healthscore.cli import app
+from healthscore.crm import CrmSnapshot
+from healthscore.hubspot_client import HubSpotConnection, RateLimiter
+from healthscore.playbook import load_playbook
+from healthscore.sample import DEFAULT_AS_OF, generate_snapshot
+from healthscore.sandbox import running_sandbox
+from healthscore.scoring import Scorer
+from healthscore.sources.hubspot import PullResult, pull
+from tests.conftest import PLAYBOOKS
+
+AS_OF = DEFAULT_AS_OF.isoformat()
+PLAYBOOK = load_playbook(PLAYBOOKS / "default.yaml")
+
+
+@pytest.fixture(scope="module")
+def seed() -> dict[str, Any]:
+    return generate_snapshot(2000, seed=7)
+
+
+def fast_connection(url: str) -> HubSpotConnection:
+    """Our own limiter opened wide, so the sandbox's limits are what is tested."""
+    return HubSpotConnection(
+        url,
+        "test-token",
+        burst=RateLimiter(100_000, 10.0),
+        search=RateLimiter(1_000, 1.0),
+        clock_margin=timedelta(0),
+    )
+
+
+def stats(base_url: str) -> dict[str, Any]:
+    return httpx.get(f"{base_url}/_sandbox/stats").json()
+
+
+def scores(snapshot: CrmSnapshot) -> list[dict[str, Any]]:
+    return [s.to_json() for s in Scorer(PLAYBOOK).score_snapshot(snapshot, DEFAULT_AS_OF)]
+
+
+@pytest.fixture(scope="module")
+def sandbox(seed: dict[str, Any]) -> Iterator[Any]:
+    with running_sandbox(seed, rate_limit=100_000, search_rate_per_second=1_000) as urls:
+        yield urls
+
+
+@pytest.fixture(scope="module")
+def full_pull(sandbox: Any) -> tuple[PullResult, dict[str, Any]]:
+    httpx.post(f"{sandbox.base_url}/_sandbox/clear-stats")
+    result = pull(PLAYBOOK, fast_connection(sandbox.hubspot_url))
+    return result, stats(sandbox.base_url)
+
+
+def test_sandbox_source_scores_exactly_like_the_file_source(
+    seed: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "crm.json"
+    path.write_text(json.dumps(seed))
+    runner = CliRunner()
+    args = ["score", "-p", str(PLAYBOOKS / "default.yaml"), "--as-of", AS_OF, "-f", "json"]
+    from_file = runner.invoke(app, [*args, "-s", f"file:{path}"])
+    # the sandbox's default (HubSpot Professional) limits, and our default client
+    with running_sandbox(seed) as urls:
+        monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
+        from_sandbox = runner.invoke(app, [*args, "-s", "sandbox"])
+        assert stats(urls.base_url)["rate_limited"] == 0  # we stay under the limit
+    assert from_file.exit_code == 0 and from_sandbox.exit_code == 0, from_sandbox.output
+    assert len(json.loads(from_file.stdout)) == 1759
+    assert from_sandbox.stdout == from_file.stdout
+
+
+def test_full_pull_makes_exactly_the_batch_minimum_of_calls(
+    seed: dict[str, Any], full_pull: tuple[PullResult, dict[str, Any]]
+) -> None:
+    result, counted = full_pull
+    companies = seed["companies"]
+    related_types = sorted(k for k in PLAYBOOK.required_properties() if k != "companies")
+    assert related_types == ["calls", "contacts", "meetings", "tickets"]
+
+    expected = {
+        "GET /crm/v3/owners": math.ceil(len(seed["owners"]) / 500),
+        "GET /crm/v3/objects/{objectType}": math.ceil(len(companies) / 100),
+        # one association batch per 1,000 companies, for each related type
+        # (no company has more than 500 records of a type, so no per-id paging)
+        "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read": len(related_types)
+        * math.ceil(len(companies) / 1000),
+        # one batch read per 100 associated records of each type
+        "POST /crm/v3/objects/{objectType}/batch/read": sum(
+            math.ceil(sum(1 for r in seed[kind] if r["associations"].get("companies")) / 100)
+            for kind in related_types
+        ),
+    }
+    for kind in related_types:
+        per_company: dict[str, int] = {}
+        for record in seed[kind]:
+            for company in record["associations"].get("companies", []):
+                per_company[company] = per_company.get(company, 0) + 1
+        assert max(per_company.values()) <= 500
+    assert counted["calls"] == expected
+    assert result.calls == sum(expected.values()) == counted["total_calls"]
+    assert result.incremental is False
+
+
+def test_full_pull_returns_the_seeded_records(
+    seed: dict[str, Any], full_pull: tuple[PullResult, dict[str, Any]]
+) -> None:
+    snapshot = full_pull[0].snapshot
+    assert scores(snapshot) == scores(CrmSnapshot.from_json(seed))
+    assert [o.id for o in snapshot.owners] == [o["id"] for o in seed["owners"]]
+    pulled = {r.id: r for r in snapshot.records("meetings")}
+    for record in seed["meetings"][:50]:
+        assert pulled[record["id"]].associations == {
+            "companies": record["associations"]["companies"]
+        }
+        assert pulled[record["id"]].properties.get("hs_timestamp") == record["properties"].get(
+            "hs_timestamp"
+        )
+
+
+def test_incremental_pull_after_changing_20_companies_makes_a_handful_of_calls(
+    sandbox: Any, full_pull: tuple[PullResult, dict[str, Any]]
+) -> None:
+    first, _ = full_pull
+    client = HubSpot(access_token="test-token", host=sandbox.hubspot_url)
+    changed = [r.id for r in first.snapshot.records("companies")[:20]]
+    client.crm.companies.batch_api.update(
+        BatchInputSimplePublicObjectBatchInput(
+            inputs=[
+                SimplePublicObjectBatchInput(id=i, properties={"csm_pulse": "red"}) for i in changed
+            ]
+        )
+    )
+    httpx.post(f"{sandbox.base_url}/_sandbox/clear-stats")
+    connection = fast_connection(sandbox.hubspot_url)
+    second = pull(
+        PLAYBOOK,
+        connection,
+        previous=first.snapshot,
+        since=first.pulled_at,
+        previous_signature=first.signature,
+    )
+    counted = stats(sandbox.base_url)
+    # owners (1 page) + one search per object type: companies, calls, contacts, meetings, tickets
+    assert counted["calls"] == {
+        "GET /crm/v3/owners": 1,
+        "POST /crm/v3/objects/{objectType}/search": 5,
+    }
+    assert second.incremental is True and second.calls == 6
+    assert second.changed == {
+        "companies": 20,
+        "calls": 0,
+        "contacts": 0,
+        "meetings": 0,
+        "tickets": 0,
+    }
+    pulses = {r.id: r.properties.get("csm_pulse") for r in second.snapshot.records("companies")}
+    assert all(pulses[i] == "red" for i in changed)
+    # the merged snapshot scores exactly like a fresh full pull of the same CRM
+    assert scores(second.snapshot) == scores(pull(PLAYBOOK, connection).snapshot)
+
+
+def test_incremental_pull_picks_up_new_events_and_their_associations(
+    sandbox: Any, full_pull: tuple[PullResult, dict[str, Any]]
+) -> None:
+    first, _ = full_pull
+    company = first.snapshot.records("companies")[5].id
+    client = HubSpot(access_token="test-token", host=sandbox.hubspot_url)
+    created = client.crm.tickets.basic_api.create(
+        SimplePublicObjectInputForCreate(
+            properties={
+                "hs_ticket_priority": "URGENT",
+                "subject": "Outage",
+                "hs_pipeline_stage": "1",
+            },
+            associations=[
+                PublicAssociationsForObject(
+                    to=PublicObjectId(id=company),
+                    types=[
+                        AssociationSpec(
+                            association_category="HUBSPOT_DEFINED", association_type_id=339
+                        )
+                    ],
+                )
+            ],
+        )
+    )
+    connection = fast_connection(sandbox.hubspot_url)
+    second = pull(
+        PLAYBOOK,
+        connection,
+        previous=first.snapshot,
+        since=first.pulled_at,
+        previous_signature=first.signature,
+    )
+    ticket = next(r for r in second.snapshot.records("tickets") if r.id == str(created.id))
+    assert ticket.associations == {"companies": [company]}
+    assert ticket.properties["hs_ticket_priority"] == "URGENT"
+    assert scores(second.snapshot) == scores(pull(PLAYBOOK, connection).snapshot)
+
+
+def test_a_changed_playbook_needs_a_full_pull(
+    sandbox: Any, full_pull: tuple[PullResult, dict[str, Any]]
+) -> None:
+    first, _ = full_pull
+    connection = fast_connection(sandbox.hubspot_url)
+    again = pull(
+        PLAYBOOK,
+        connection,
+        previous=first.snapshot,
+        since=first.pulled_at,
+        previous_signature="another playbook's needs",
+    )
+    assert again.incremental is False
+
+
+def test_ten_percent_faults_still_return_the_same_data() -> None:
+    small = generate_snapshot(400, seed=5)
+    with running_sandbox(
+        small, rate_limit=100_000, search_rate_per_second=1_000, slow_seconds=0.05
+    ) as urls:
+        clean = pull(PLAYBOOK, fast_connection(urls.hubspot_url)).snapshot
+        httpx.post(f"{urls.base_url}/_sandbox/faults", json={"rate": 0.10, "seed": 3})
+        faulty = pull(PLAYBOOK, fast_connection(urls.hubspot_url))
+        counted = stats(urls.base_url)
+    # 429s, 5xx, slow answers and dropped connections, all retried
+    assert counted["faults_injected"] >= 5
+    assert len(counted["faults_by_kind"]) >= 3
+    assert faulty.snapshot.to_json() == clean.to_json()
+
+
+def test_429s_are_waited_out_honouring_retry_after() -> None:
+    small = generate_snapshot(150, seed=9)
+    with running_sandbox(small, rate_limit=12, search_rate_per_second=1_000) as urls:
+        result = pull(PLAYBOOK, fast_connection(urls.hubspot_url))
+        counted = stats(urls.base_url)
+    assert counted["rate_limited"] > 0  # the sandbox did say 429
+    assert scores(result.snapshot) == scores(CrmSnapshot.from_json(small))
+
+
+def test_unreachable_sandbox_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr("healthscore.hubspot_client.default_retry", lambda: False)
+    result = CliRunner().invoke(
+        app, ["score", "-p", str(PLAYBOOKS / "default.yaml"), "-s", "sandbox"]
+    )
+    assert result.exit_code == 2
+    assert "could not read HubSpot at http://127.0.0.1:9" in result.stderr
+
+
+def test_hubspot_source_without_token_explains_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
+    result = CliRunner().invoke(
+        app, ["score", "-p", str(PLAYBOOKS / "default.yaml"), "-s", "hubspot"]
+    )
+    assert result.exit_code == 2
+    assert "HUBSPOT_ACCESS_TOKEN" in result.stderr
