@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from types import MappingProxyType
 from typing import Any
 
 from healthscore.conditions import Predicate, compile_all
@@ -24,6 +25,7 @@ Related = Mapping[str, Sequence[CrmRecord]]
 RuleFunction = Callable[[Mapping[str, Any], Related, float, bool], "RuleScore"]
 
 NO_RECORDS: tuple[CrmRecord, ...] = ()
+NO_INPUTS: Mapping[str, Any] = MappingProxyType({})  # what a rule saw, kept only for `explain`
 
 
 def round2(value: float) -> float:
@@ -37,7 +39,7 @@ class RuleScore:
     name: str
     kind: str
     points: float
-    inputs: dict[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,8 +86,11 @@ class Scorer:
         self.playbook = playbook
         self._segment = compile_all([c.as_tuple() for c in playbook.segment])
         self._derived = playbook.derived
+        # Event times parsed once per account and shared by every rule reading them.
+        self._event_times: dict[str | None, dict[int, float | None]] = {}
         self._groups = [
-            (group, [_compile_rule(rule) for rule in group.rules]) for group in playbook.groups
+            (group, [_compile_rule(rule, self._event_times) for rule in group.rules])
+            for group in playbook.groups
         ]
 
     def account_properties(self, record: CrmRecord) -> Mapping[str, Any]:
@@ -137,6 +142,8 @@ class Scorer:
         as_of: float,
         detail: bool,
     ) -> AccountScore:
+        for times in self._event_times.values():
+            times.clear()
         groups: list[GroupScore] = []
         for group, rules in self._groups:
             results = [rule(props, related, as_of, detail) for rule in rules]
@@ -195,12 +202,15 @@ def _clamp_group(raw: float, group: Group) -> float:
 # ---------------------------------------------------------------- rule kinds
 
 
-def _compile_rule(rule: Rule) -> RuleFunction:
+def _compile_rule(
+    rule: Rule, event_times: dict[str | None, dict[int, float | None]]
+) -> RuleFunction:
+    if rule.kind == "event":
+        return _event_rule(rule, event_times.setdefault(rule.timestamp_property, {}))
     return {
         "property": _property_rule,
         "value_map": _value_map_rule,
         "scale": _scale_rule,
-        "event": _event_rule,
         "associated": _associated_rule,
     }[rule.kind](rule)
 
@@ -217,10 +227,9 @@ def _property_rule(rule: Rule) -> RuleFunction:
     holds = _predicate(rule.when)
     points = rule.points or 0.0
 
-    def evaluate(props: Mapping[str, Any], _r: Related, as_of: float, _d: bool) -> RuleScore:
+    def evaluate(props: Mapping[str, Any], _r: Related, as_of: float, detail: bool) -> RuleScore:
         matched = holds(props, as_of)
-        inputs = _seen(props, rule.when)
-        inputs["matched"] = matched
+        inputs = {**_seen(props, rule.when), "matched": matched} if detail else NO_INPUTS
         return RuleScore(rule.name, rule.kind, points if matched else 0.0, inputs)
 
     return evaluate
@@ -230,10 +239,10 @@ def _value_map_rule(rule: Rule) -> RuleFunction:
     prop = rule.property or ""
     table = rule.points_each
 
-    def evaluate(props: Mapping[str, Any], _r: Related, _t: float, _d: bool) -> RuleScore:
+    def evaluate(props: Mapping[str, Any], _r: Related, _t: float, detail: bool) -> RuleScore:
         value = props.get(prop)
         points = 0.0 if is_missing(value) else table.get(as_text(value), 0.0)
-        return RuleScore(rule.name, rule.kind, points, {prop: value})
+        return RuleScore(rule.name, rule.kind, points, {prop: value} if detail else NO_INPUTS)
 
     return evaluate
 
@@ -243,18 +252,19 @@ def _scale_rule(rule: Rule) -> RuleFunction:
     (a, b), (c, d) = rule.scale_from or (0.0, 1.0), rule.scale_to or (0.0, 1.0)
     low, high = min(c, d), max(c, d)
 
-    def evaluate(props: Mapping[str, Any], _r: Related, _t: float, _d: bool) -> RuleScore:
+    def evaluate(props: Mapping[str, Any], _r: Related, _t: float, detail: bool) -> RuleScore:
         value = props.get(prop)
         number = as_number(value)
+        inputs = {prop: value} if detail else NO_INPUTS
         if number is None:
-            return RuleScore(rule.name, rule.kind, 0.0, {prop: value})
+            return RuleScore(rule.name, rule.kind, 0.0, inputs)
         mapped = c + (number - a) * (d - c) / (b - a)
-        return RuleScore(rule.name, rule.kind, min(max(mapped, low), high), {prop: value})
+        return RuleScore(rule.name, rule.kind, min(max(mapped, low), high), inputs)
 
     return evaluate
 
 
-def _event_rule(rule: Rule) -> RuleFunction:
+def _event_rule(rule: Rule, times: dict[int, float | None]) -> RuleFunction:
     kind = rule.event or ""
     where = _predicate(rule.where)
     window = rule.within_days * DAY_SECONDS if rule.within_days is not None else math.inf
@@ -272,7 +282,11 @@ def _event_rule(rule: Rule) -> RuleFunction:
         each: list[float] = []
         occurrences: list[dict[str, Any]] = []
         for record in related.get(kind, NO_RECORDS):
-            moment = time_of(record.properties)
+            key = id(record)  # the record outlives the account's scoring, so its id is stable
+            if key in times:
+                moment = times[key]
+            else:
+                moment = times[key] = time_of(record.properties)
             if moment is None or moment > as_of or as_of - moment > window:
                 continue
             if not where(record.properties, as_of):
@@ -300,8 +314,9 @@ def _event_rule(rule: Rule) -> RuleFunction:
             if limit is not None and abs(total) > limit:
                 inputs["capped_from"] = total
                 total = math.copysign(limit, total)
-        if detail:
-            inputs["occurrences"] = occurrences
+        if not detail:
+            return RuleScore(rule.name, rule.kind, total, NO_INPUTS)
+        inputs["occurrences"] = occurrences
         return RuleScore(rule.name, rule.kind, total, inputs)
 
     return evaluate
@@ -349,15 +364,17 @@ def _associated_rule(rule: Rule) -> RuleFunction:
             points = points_of(record, as_of)
             if points is not None:
                 matched.append(points)
-        inputs: dict[str, Any] = {"records": len(records), "matched": len(matched)}
-        if detail:
-            inputs["values"] = [
-                {
-                    "id": r.id,
-                    **({prop: r.properties.get(prop)} if prop else _seen(r.properties, rule.when)),
-                }
-                for r in records
-            ]
-        return RuleScore(rule.name, rule.kind, aggregate(matched) if matched else 0.0, inputs)
+        total = aggregate(matched) if matched else 0.0
+        if not detail:
+            return RuleScore(rule.name, rule.kind, total, NO_INPUTS)
+        values = [
+            {
+                "id": r.id,
+                **({prop: r.properties.get(prop)} if prop else _seen(r.properties, rule.when)),
+            }
+            for r in records
+        ]
+        inputs = {"records": len(records), "matched": len(matched), "values": values}
+        return RuleScore(rule.name, rule.kind, total, inputs)
 
     return evaluate
