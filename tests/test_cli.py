@@ -19,6 +19,12 @@ PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 AS_OF = "2026-11-01T00:00:00Z"
 
 
+def scoring(sample_file: Path, command: str, *extra: str) -> list[str]:
+    """`healthscore COMMAND` on the default playbook and the sample, as of AS_OF."""
+    playbook = str(PLAYBOOKS / "default.yaml")
+    return [command, *extra, "-p", playbook, "-s", f"file:{sample_file}", "--as-of", AS_OF]
+
+
 @pytest.fixture(scope="module")
 def sample_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("crm") / "crm.json"
@@ -28,20 +34,7 @@ def sample_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_score_json_has_one_entry_per_in_segment_account(sample_file: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "score",
-            "-p",
-            str(PLAYBOOKS / "default.yaml"),
-            "-s",
-            f"file:{sample_file}",
-            "--as-of",
-            AS_OF,
-            "-f",
-            "json",
-        ],
-    )
+    result = runner.invoke(app, scoring(sample_file, "score", "-f", "json"))
     assert result.exit_code == 0, result.output
     entries = json.loads(result.stdout)
     snapshot = json.loads(sample_file.read_text())
@@ -65,15 +58,7 @@ def test_score_json_has_one_entry_per_in_segment_account(sample_file: Path) -> N
 
 
 def test_score_csv_and_table(sample_file: Path) -> None:
-    args = [
-        "score",
-        "-p",
-        str(PLAYBOOKS / "default.yaml"),
-        "-s",
-        f"file:{sample_file}",
-        "--as-of",
-        AS_OF,
-    ]
+    args = scoring(sample_file, "score")
     csv_out = runner.invoke(app, [*args, "-f", "csv"])
     assert csv_out.exit_code == 0
     header, *rows = csv_out.stdout.strip().splitlines()
@@ -85,33 +70,9 @@ def test_score_csv_and_table(sample_file: Path) -> None:
 
 
 def test_explain_shows_every_rule_and_the_same_score(sample_file: Path) -> None:
-    scored = json.loads(
-        runner.invoke(
-            app,
-            [
-                "score",
-                "-p",
-                str(PLAYBOOKS / "default.yaml"),
-                "-s",
-                f"file:{sample_file}",
-                "--as-of",
-                AS_OF,
-                "-f",
-                "json",
-            ],
-        ).stdout
-    )
+    scored = json.loads(runner.invoke(app, scoring(sample_file, "score", "-f", "json")).stdout)
     first = scored[0]
-    args = [
-        "explain",
-        first["id"],
-        "-p",
-        str(PLAYBOOKS / "default.yaml"),
-        "-s",
-        f"file:{sample_file}",
-        "--as-of",
-        AS_OF,
-    ]
+    args = scoring(sample_file, "explain", first["id"])
     text = runner.invoke(app, args)
     assert text.exit_code == 0, text.output
     for group, rules in first["rules"].items():
@@ -160,18 +121,7 @@ def test_bad_snapshot_json_names_the_line(tmp_path: Path) -> None:
 
 
 def test_bad_as_of_exits_2(sample_file: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "score",
-            "-p",
-            str(PLAYBOOKS / "default.yaml"),
-            "-s",
-            f"file:{sample_file}",
-            "--as-of",
-            "last tuesday",
-        ],
-    )
+    result = runner.invoke(app, [*scoring(sample_file, "score"), "--as-of", "last tuesday"])
     assert result.exit_code == 2
     assert "--as-of 'last tuesday' is not a date" in result.stderr
 
