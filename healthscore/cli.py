@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -288,7 +288,7 @@ def print_explanation(
     )
 
 
-def _describe_inputs(inputs: dict[str, Any]) -> str:
+def _describe_inputs(inputs: Mapping[str, Any]) -> str:
     parts: list[str] = []
     for key, value in inputs.items():
         if key == "occurrences":
