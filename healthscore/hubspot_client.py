@@ -82,7 +82,7 @@ class HubSpotConnection:
     token: str
     burst: RateLimiter = field(default_factory=lambda: RateLimiter(150, 10.0))
     search: RateLimiter = field(default_factory=lambda: RateLimiter(4, 1.0))
-    retry: Retry = field(default_factory=default_retry)
+    retry: Retry = field(default_factory=lambda: default_retry())
     # How far incremental pulls look back past the last pull, for clock skew between
     # this machine and HubSpot's servers. The sandbox shares our clock: none needed.
     clock_margin: timedelta = timedelta(minutes=5)

@@ -257,8 +257,8 @@ def test_ten_percent_faults_still_return_the_same_data() -> None:
 
 
 def test_429s_are_waited_out_honouring_retry_after() -> None:
-    small = generate_snapshot(150, seed=9)
-    with running_sandbox(small, rate_limit=12, search_rate_per_second=1_000) as urls:
+    small = generate_snapshot(60, seed=9)  # 15 calls: one wait on a 10-call window
+    with running_sandbox(small, rate_limit=10, search_rate_per_second=1_000) as urls:
         result = pull(PLAYBOOK, fast_connection(urls.hubspot_url))
         counted = stats(urls.base_url)
     assert counted["rate_limited"] > 0  # the sandbox did say 429
