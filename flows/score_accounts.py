@@ -24,7 +24,7 @@ from healthscore.sources.cached import is_api_source
 from healthscore.values import parse_as_of
 from tasks.actions import run_actions
 from tasks.crm import pull_crm
-from tasks.report import publish_report
+from tasks.report import publish_dashboard, publish_report
 from tasks.scoring import compare_with_history, read_playbook
 from tasks.scoring import score_accounts as score
 from tasks.store import finish_run, store_run
@@ -45,6 +45,7 @@ def score_accounts(
     as_of: str | None = None,
     dry_run: bool = False,
     db_url: str | None = None,
+    dashboard: str | None = None,
 ) -> dict[str, Any]:
     """Score every account of a playbook, keep the history, write back, act, report.
 
@@ -52,6 +53,8 @@ def score_accounts(
     or `csv:PATH`. as_of: ISO 8601 instant (default now, UTC). dry_run: score,
     compare and report, but store nothing and write nothing to HubSpot. db_url:
     the history database (default `HEALTHSCORE_DB_URL` or SQLite in the data folder).
+    dashboard: where the HTML dashboard goes, a folder or a `.html` file (default
+    `HEALTHSCORE_DASHBOARD_DIR`, else next to the SQLite file); not written on a dry run.
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
@@ -93,6 +96,8 @@ def score_accounts(
             playbook, big(comparisons), big(pulled.snapshot), run_id, dry_run
         )
         publish_report(playbook, summary, big(comparisons))
+        if run_id is not None:
+            publish_dashboard(playbook, db_url, dashboard)
     except BaseException as exc:
         if run_id is not None:
             finish_run(db_url, run_id, RUN_FAILED, f"{type(exc).__name__}: {exc}"[:2000])

@@ -26,12 +26,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from healthscore.portfolio import Portfolio
 
 CHIPS = {"green": "🟩", "yellow": "🟨", "red": "🟥"}
 ARROWS = {"up": "↗️", "down": "↘️", "flat": "↔️", "new": "🆕"}
 PALETTE = {"green": "#2f9e5b", "yellow": "#e6b000", "red": "#d64545", "": "#8a94a6"}
 MOVERS = 10
+DASHBOARD_DIR_ENV = "HEALTHSCORE_DASHBOARD_DIR"
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 
 
@@ -114,6 +117,29 @@ def write_dashboard(portfolio: Portfolio, path: Path) -> Path:
         Path(temp).unlink(missing_ok=True)
         raise
     return path
+
+
+def dashboard_path(playbook: str, db_url: str | None = None, target: str | None = None) -> Path:
+    """Where a run writes its dashboard.
+
+    `target` (or `$HEALTHSCORE_DASHBOARD_DIR`): a `.html` file, or a folder that gets
+    `dashboard-<playbook>.html`. Default folder: next to the SQLite history file (the
+    user already knows where that is), else the data folder for a database server.
+    """
+    from healthscore.history import data_dir, default_db_url
+    from healthscore.writeback import slug
+
+    chosen = target or os.environ.get(DASHBOARD_DIR_ENV, "").strip() or None
+    if chosen and chosen.lower().endswith((".html", ".htm")):
+        return Path(chosen).expanduser()
+    if chosen:
+        folder = Path(chosen).expanduser()
+    else:
+        url = sa.make_url(db_url or default_db_url())
+        database = url.database or ""
+        sqlite_file = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+        folder = Path(database).expanduser().parent if sqlite_file else data_dir()
+    return folder / f"dashboard-{slug(playbook).replace('_', '-')}.html"
 
 
 def embed_json(value: Any) -> str:

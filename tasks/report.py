@@ -1,9 +1,13 @@
-"""Task: the run report, as Prefect artifacts (a table and a markdown summary)."""
+"""Tasks: the run report and the portfolio dashboard, as Prefect artifacts and an HTML file."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from healthscore.playbook import Playbook
@@ -30,3 +34,49 @@ def publish_report(
         "%d accounts — %s; %d status changes", summary.accounts, counts, len(summary.changes)
     )
     return summary
+
+
+@task(name="dashboard", cache_policy=NO_CACHE)
+def publish_dashboard(
+    playbook: Playbook, db_url: str | None, target: str | None = None
+) -> str | None:
+    """Write the dashboard HTML from the stored history and tell its story as artifacts.
+
+    A markdown artifact (headline, by status, by CSM, movers), a table of every
+    account and a link to the HTML file. Runs after the store, so it shows this run.
+    A dashboard that cannot be written (full disk, no permission) is a warning, not a
+    failed run: the scores are stored and the actions are done by then.
+    """
+    from healthscore.dashboard import dashboard_path, write_dashboard
+    from healthscore.history import open_store
+    from healthscore.portfolio import load_portfolio
+    from healthscore.portfolio_report import portfolio_markdown, portfolio_table
+
+    logger = get_run_logger()
+    key = "health-" + slug(playbook.name).replace("_", "-")
+    statuses = [(t.label, t.color) for t in playbook.thresholds]
+    with open_store(db_url) as store:
+        portfolio = load_portfolio(store, playbook.name, statuses)
+    path = dashboard_path(playbook.name, db_url, target)
+    uri: str | None = None
+    try:
+        uri = write_dashboard(portfolio, path).as_uri()
+    except OSError as exc:
+        logger.warning("could not write the dashboard to %s: %s", path, exc)
+    create_markdown_artifact(
+        portfolio_markdown(portfolio, uri),
+        key=f"{key}-dashboard",
+        description=f"{playbook.name}: portfolio health",
+    )
+    create_table_artifact(
+        portfolio_table(portfolio), key=f"{key}-accounts", description=f"{playbook.name}: accounts"
+    )
+    if uri is not None:
+        create_link_artifact(
+            uri,
+            link_text=f"{playbook.name} dashboard (HTML)",
+            key=f"{key}-dashboard-file",
+            description="The executive dashboard of this run, a self-contained HTML file",
+        )
+        logger.info("dashboard: %s", path)
+    return uri
