@@ -137,7 +137,8 @@ def digest_message(digest: Digest, dashboard_hint: str | None = None) -> dict[st
 
     owners = p.owners()
     owner_lines = [
-        f"• *{e(o.name)}*: {o.accounts} accounts · avg {o.average:.1f} · "
+        f"• *{e(o.name)}*: {o.accounts} account{'' if o.accounts == 1 else 's'} · "
+        f"avg {o.average:.1f} · "
         f"{chip(p.statuses[-1].color)} {o.at_risk} {e(p.risk_label)}"
         for o in owners[:MAX_OWNERS]
     ]

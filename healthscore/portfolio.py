@@ -202,12 +202,18 @@ def load_portfolio(
 
     history: dict[str, list[tuple[datetime, float]]] = {}
     before: dict[str, float] = {}
-    query = sa.select(SNAPSHOTS.c.account_id, SNAPSHOTS.c.run_id, SNAPSHOTS.c.score).where(
-        SNAPSHOTS.c.run_id.in_(run_ids)
-    )
+    seen: dict[str, tuple[list[float], str]] = {}  # status -> (scores, color), recent runs
+    query = sa.select(
+        SNAPSHOTS.c.account_id,
+        SNAPSHOTS.c.run_id,
+        SNAPSHOTS.c.score,
+        SNAPSHOTS.c.status,
+        SNAPSHOTS.c.color,
+    ).where(SNAPSHOTS.c.run_id.in_(run_ids))
     with store.engine.connect() as connection:
         for row in connection.execute(query):
             history.setdefault(row.account_id, []).append((as_of_of[row.run_id], row.score))
+            seen.setdefault(row.status, ([], row.color or ""))[0].append(row.score)
             if previous is not None and row.run_id == previous.id:
                 before[row.account_id] = row.score
         latest_rows = list(
@@ -241,7 +247,7 @@ def load_portfolio(
     labels = (
         [StatusLabel(label, color) for label, color in statuses]
         if statuses
-        else _statuses_by_score(accounts)
+        else _statuses_by_score(seen)
     )
     return Portfolio(
         playbook=playbook,
@@ -261,14 +267,10 @@ def _owner_names(runs: Sequence[RunInfo]) -> dict[str, str]:
     return names
 
 
-def _statuses_by_score(accounts: Sequence[AccountView]) -> list[StatusLabel]:
-    scores: dict[str, list[float]] = {}
-    colors: dict[str, str] = {}
-    for account in accounts:
-        scores.setdefault(account.status, []).append(account.score)
-        colors.setdefault(account.status, account.color)
-    order = sorted(scores, key=lambda label: (-_mean(scores[label]), label))
-    return [StatusLabel(label, colors[label]) for label in order]
+def _statuses_by_score(seen: Mapping[str, tuple[list[float], str]]) -> list[StatusLabel]:
+    """Statuses of the recent runs, highest average score first (statuses are score bands)."""
+    order = sorted(seen, key=lambda label: (-_mean(seen[label][0]), label))
+    return [StatusLabel(label, seen[label][1]) for label in order]
 
 
 def _mean(values: Sequence[float]) -> float:
