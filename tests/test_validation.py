@@ -8,6 +8,8 @@ by hand, paths from PLAYBOOK_SPEC.md), not copied from the validator's output.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -329,3 +331,18 @@ def test_cli_score_with_valid_playbook_writes_json(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert '"id": "1"' in result.stdout
+
+
+def test_installed_command_reports_every_malformed_file_without_traceback() -> None:
+    """The real entry point, in a real process: exit code 2 and no Python traceback."""
+    executable = Path(sys.executable).parent / "healthscore"
+    files = sorted(str(p) for p in MALFORMED.glob("*.yaml"))
+    done = subprocess.run(
+        [str(executable), "validate", *files], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr + done.stdout
+    reported = {m["file"] for m in ISSUE_LINE.finditer(done.stderr)}
+    assert reported == set(files)
+    total = sum(len(issues) for issues in EXPECTED.values())
+    assert done.stderr.rstrip().endswith(f"{total} problems found.")
