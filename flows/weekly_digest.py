@@ -28,8 +28,8 @@ def weekly_digest(
     db_url: the history database (default `HEALTHSCORE_DB_URL` or SQLite in the data
     folder). playbook: a playbook name, or its YAML file (then its thresholds order
     the statuses); default the playbook of the newest run. channel: Slack channel.
-    source: `sandbox` posts to the local Slack sandbox; anything else posts to Slack
-    with `SLACK_BOT_TOKEN` (or the Prefect Secret block `slack-bot-token`).
+    source: `sandbox` posts to the local Slack sandbox; `slack` posts to Slack with
+    `SLACK_BOT_TOKEN` (or the Prefect Secret block `slack-bot-token`).
     dashboard_url: where readers find the dashboard (a shared drive, an intranet page).
     """
     name, statuses = _playbook(playbook)

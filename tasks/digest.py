@@ -22,10 +22,13 @@ class SlackConfigError(ValueError):
 
 
 def slack_client(source: str) -> Any:
-    """`sandbox`: the local Slack sandbox (`HEALTHSCORE_SANDBOX_URL`); otherwise real Slack
-    with `SLACK_BOT_TOKEN` or the Prefect Secret block `slack-bot-token` (scope chat:write)."""
+    """`sandbox`: the local Slack sandbox (`HEALTHSCORE_SANDBOX_URL`); `slack` (or `hubspot`,
+    as the scoring flow names a real install): Slack with `SLACK_BOT_TOKEN` or the Prefect
+    Secret block `slack-bot-token` (scope chat:write)."""
     from slack_sdk import WebClient
 
+    if source not in ("sandbox", "slack", "hubspot"):
+        raise SlackConfigError(f"source {source!r}: use sandbox, or slack for a real workspace")
     if source == "sandbox":
         base = os.environ.get(SANDBOX_URL_ENV) or SANDBOX_URL
         return WebClient(token="xoxb-sandbox", base_url=base.rstrip("/") + "/api/")

@@ -92,4 +92,11 @@ def test_prefect_deploy_accepts_the_deployment(prefect_server: dict[str, str]) -
         "as_of",
         "dry_run",
         "db_url",
+        "dashboard",
     }
+
+    digest = httpx.get(f"{api}/deployments/name/weekly-digest/weekly-leadership-digest", timeout=10)
+    assert digest.status_code == 200, digest.text
+    (weekly,) = digest.json()["schedules"]
+    assert weekly["schedule"]["cron"] == "30 7 * * 1"
+    assert weekly["schedule"]["timezone"] == "Europe/Berlin"

@@ -143,3 +143,20 @@ def test_digest_of_an_empty_store_fails_clearly(sandbox: Any, tmp_path: Path) ->
     with pytest.raises(NoHistoryError, match="no runs"):
         weekly_digest(db_url=url, channel="#cs-leadership", source="sandbox")
     assert leadership_messages(sandbox) == []
+
+
+def test_digest_has_its_own_weekly_schedule() -> None:
+    """Monday morning, in a named timezone, on the digest flow (prefect deploy is tested
+    for the whole file in test_deployment.py)."""
+    from ruamel.yaml import YAML
+
+    from tests.conftest import REPO
+
+    spec = YAML(typ="safe").load((REPO / "deployments" / "prefect.yaml").read_text())
+    digest = next(d for d in spec["deployments"] if d["name"] == "weekly-leadership-digest")
+    assert digest["entrypoint"] == "flows/weekly_digest.py:weekly_digest"
+    (schedule,) = digest["schedules"]
+    _minute, _hour, day, month, weekday = schedule["cron"].split()
+    assert (day, month, weekday) == ("*", "*", "1")
+    assert schedule["timezone"] == "Europe/Berlin"
+    assert digest["parameters"]["channel"] == "#cs-leadership"
