@@ -31,6 +31,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from healthscore.history.ledger import PendingAction, insert_pending
 from healthscore.history.models import RUN_OUTCOMES, RUN_RUNNING, SQLModel
 from healthscore.playbook import Playbook
 from healthscore.trends import Baseline, Comparison, PastScore, WindowRange, trigger_windows
@@ -346,11 +347,14 @@ class HistoryStore:
         run: RunInfo,
         comparisons: Sequence[Comparison],
         cache: CacheEntry | None = None,
+        actions: Sequence[PendingAction] = (),
     ) -> int:
         """Write the run, its account snapshots and the CRM cache in one transaction.
 
         The run is recorded as `running`; `finish_run` sets the outcome once the
-        write-back and the actions are done. Returns the new run id.
+        write-back and the actions are done. Returns the new run id. `actions`:
+        the run's due playbook actions, recorded `pending` in the action ledger
+        in the same transaction (an outbox: see `healthscore.history.ledger`).
         """
         counts: dict[str, int] = dict(run.counts or {})
         if not counts:
@@ -391,6 +395,7 @@ class HistoryStore:
                         run_id=run_id,
                     )
                 )
+            insert_pending(connection, int(run_id), actions)
         return int(run_id)
 
     def finish_run(
