@@ -40,7 +40,7 @@ FAULT_RETRY_AFTER = 1
 
 
 def vendor_of(path: str) -> str | None:
-    if path.startswith("/crm/"):
+    if path.startswith(("/crm/", "/account-info/")):
         return "hubspot"
     if path.startswith("/api/"):
         return "slack"

@@ -979,6 +979,28 @@ async def list_members(request: Request) -> Response:
     return JSONResponse(body)
 
 
+# ---------------------------------------------------------------- account info
+
+SANDBOX_PORTAL_ID = 12345678
+
+
+async def account_details(request: Request) -> Response:
+    """`GET /account-info/v3/details`: the portal id that app.hubspot.com links carry."""
+    return JSONResponse(
+        {
+            "portalId": SANDBOX_PORTAL_ID,
+            "accountType": "SANDBOX",
+            "timeZone": "Etc/UTC",
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "+00:00",
+            "utcOffsetMilliseconds": 0,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }
+    )
+
+
 # ---------------------------------------------------------------- routes
 
 
@@ -1023,4 +1045,5 @@ def routes() -> list[BaseRoute]:
         Route("/crm/v3/lists/{listId}/memberships/add", add_members, methods=["PUT"]),
         Route("/crm/v3/lists/{listId}/memberships/remove", remove_members, methods=["PUT"]),
         Route("/crm/v3/lists/{listId}/memberships", list_members, methods=["GET"]),
+        Route("/account-info/v3/details", account_details, methods=["GET"]),
     ]

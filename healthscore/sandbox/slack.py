@@ -152,6 +152,19 @@ async def chat_post_message(request: Request) -> Response:
         message["blocks"] = blocks
     if args.get("thread_ts"):
         message["thread_ts"] = str(args["thread_ts"])
+    metadata = args.get("metadata")
+    if isinstance(metadata, str) and metadata:
+        try:
+            metadata = json.loads(metadata)
+        except json.JSONDecodeError:
+            return error("invalid_metadata_format")
+    if metadata:
+        if not isinstance(metadata, dict) or not metadata.get("event_type"):
+            return error("invalid_metadata_schema")
+        message["metadata"] = {
+            "event_type": str(metadata["event_type"]),
+            "event_payload": dict(metadata.get("event_payload") or {}),
+        }
     slack.messages.append(
         {"channel": channel_id, "channel_name": _name(slack, channel_id), **message}
     )
@@ -205,6 +218,58 @@ async def conversations_open(request: Request) -> Response:
     return JSONResponse({"ok": True, "channel": {"id": channel_id}})
 
 
+async def conversations_history(request: Request) -> Response:
+    """Messages of a channel, newest first, as Slack pages them (cursor, `has_more`).
+
+    `oldest`/`latest` bound the ts (exclusive unless `inclusive`); message
+    metadata is only returned with `include_all_metadata`, as Slack does.
+    """
+    args = await read_args(request)
+    slack = _slack(request)
+    channel = str(args.get("channel") or "")
+    if channel not in slack.channels and channel not in slack.dms.values():
+        return error("channel_not_found")
+    try:
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or 0) or None
+        limit = max(1, min(int(args.get("limit") or 100), 999))
+        start = int(args.get("cursor") or 0)
+    except ValueError:
+        return error("invalid_arguments")
+    inclusive = _truthy(args.get("inclusive"))
+    with_metadata = _truthy(args.get("include_all_metadata"))
+
+    def within(ts: float) -> bool:
+        above = ts >= oldest if inclusive else ts > oldest
+        below = latest is None or (ts <= latest if inclusive else ts < latest)
+        return above and below
+
+    found = [
+        m for m in reversed(slack.messages) if m["channel"] == channel and within(float(m["ts"]))
+    ]
+    page = found[start : start + limit]
+    out = []
+    for stored in page:
+        message = {k: v for k, v in stored.items() if k not in ("channel", "channel_name")}
+        if not with_metadata:
+            message.pop("metadata", None)
+        out.append(message)
+    more = start + limit < len(found)
+    return JSONResponse(
+        {
+            "ok": True,
+            "messages": out,
+            "has_more": more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+    )
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in ("true", "1") if value is not None else False
+
+
 async def unknown_method(request: Request) -> Response:
     return error("unknown_method", 404)
 
@@ -217,5 +282,6 @@ def routes() -> list[BaseRoute]:
         Route("/api/chat.postMessage", chat_post_message, methods=methods),
         Route("/api/conversations.list", conversations_list, methods=methods),
         Route("/api/conversations.open", conversations_open, methods=methods),
+        Route("/api/conversations.history", conversations_history, methods=methods),
         Route("/api/{method}", unknown_method, methods=methods),
     ]
