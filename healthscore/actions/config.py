@@ -1,0 +1,113 @@
+"""Where Slack and Jira are and how to authenticate: the one place that decides it.
+
+Real services: `SLACK_BOT_TOKEN` and `SLACK_API_URL` (default Slack's own
+https://slack.com/api/), `JIRA_URL` with `JIRA_TOKEN` (a Data Center personal
+access token) or `JIRA_EMAIL` + `JIRA_API_TOKEN` (Jira Cloud). The Prefect
+tasks may pass tokens read from Secret blocks instead (`tasks/actions.py`);
+this module never imports Prefect.
+
+`--source sandbox`: Slack, Jira and HubSpot all default to the local sandbox at
+`HEALTHSCORE_SANDBOX_URL` (default http://127.0.0.1:8765), with placeholder
+tokens, so a demo can never post to a real workspace by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from healthscore.hubspot_client import SANDBOX_URL, SANDBOX_URL_ENV
+
+SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
+SLACK_URL_ENV = "SLACK_API_URL"
+SLACK_URL = "https://slack.com/api/"
+JIRA_URL_ENV = "JIRA_URL"
+JIRA_TOKEN_ENV = "JIRA_TOKEN"
+JIRA_EMAIL_ENV = "JIRA_EMAIL"
+JIRA_API_TOKEN_ENV = "JIRA_API_TOKEN"
+JIRA_RETRIES_ENV = "JIRA_MAX_RETRIES"
+PORTAL_ENV = "HUBSPOT_PORTAL_ID"
+SANDBOX_TOKEN = "sandbox-token"
+
+
+class ActionConfigError(ValueError):
+    """An action needs a service that is not configured (no token, no URL)."""
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """Addresses and credentials of the action targets for one run."""
+
+    slack_url: str
+    slack_token: str | None
+    jira_url: str | None
+    jira_token: str | None
+    jira_email: str | None
+    jira_api_token: str | None
+    jira_max_retries: int = 3
+    portal_id: str | None = None
+
+    def require_slack(self) -> tuple[str, str]:
+        if not self.slack_token:
+            raise ActionConfigError(
+                f"no Slack token: set {SLACK_TOKEN_ENV} (a bot token, scopes chat:write, "
+                "users:read.email, im:write, channels:read, channels:history, groups:history) "
+                "or the Prefect Secret block `slack-bot-token`"
+            )
+        return self.slack_url, self.slack_token
+
+    def require_jira(self) -> str:
+        if not self.jira_url:
+            raise ActionConfigError(f"no Jira address: set {JIRA_URL_ENV}")
+        if not (self.jira_token or (self.jira_email and self.jira_api_token)):
+            raise ActionConfigError(
+                f"no Jira credentials: set {JIRA_TOKEN_ENV}, or {JIRA_EMAIL_ENV} and "
+                f"{JIRA_API_TOKEN_ENV}, or the Prefect Secret blocks `jira-token` / "
+                "`jira-api-token`"
+            )
+        return self.jira_url
+
+
+def sandbox_base_url(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return (env.get(SANDBOX_URL_ENV) or SANDBOX_URL).rstrip("/")
+
+
+def action_settings(
+    source: str,
+    env: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str | None] | None = None,
+) -> ActionSettings:
+    """Settings from the environment; `secrets` (tokens by env name) fill what env lacks."""
+    env = os.environ if env is None else env
+    secrets = secrets or {}
+
+    def value(name: str) -> str | None:
+        return (env.get(name) or "").strip() or secrets.get(name) or None
+
+    retries = int(value(JIRA_RETRIES_ENV) or 3)
+    portal = value(PORTAL_ENV)
+    if source == "sandbox":
+        base = sandbox_base_url(env)
+        return ActionSettings(
+            slack_url=base + "/api/",
+            slack_token=SANDBOX_TOKEN,
+            jira_url=base,
+            jira_token=SANDBOX_TOKEN,
+            jira_email=None,
+            jira_api_token=None,
+            jira_max_retries=retries,
+            portal_id=portal,
+        )
+    slack_url = value(SLACK_URL_ENV) or SLACK_URL
+    return ActionSettings(
+        slack_url=slack_url if slack_url.endswith("/") else slack_url + "/",
+        slack_token=value(SLACK_TOKEN_ENV),
+        jira_url=value(JIRA_URL_ENV),
+        jira_token=value(JIRA_TOKEN_ENV),
+        jira_email=value(JIRA_EMAIL_ENV),
+        jira_api_token=value(JIRA_API_TOKEN_ENV),
+        jira_max_retries=retries,
+        portal_id=portal,
+    )
