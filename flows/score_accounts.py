@@ -22,7 +22,7 @@ from healthscore.history import RUN_FAILED, RUN_SUCCEEDED, RunInfo
 from healthscore.run_report import summarize
 from healthscore.sources.cached import is_api_source
 from healthscore.values import parse_as_of
-from tasks.actions import run_actions
+from tasks.actions import plan_due_actions, run_actions
 from tasks.crm import pull_crm
 from tasks.report import publish_dashboard, publish_report
 from tasks.scoring import compare_with_history, read_playbook
@@ -64,12 +64,15 @@ def score_accounts(
     pulled = pull_crm(playbook, source, db_url, use_cache=not dry_run)
     scores = score(playbook, big(pulled.snapshot), moment)
     comparisons = compare_with_history(playbook, big(scores), moment, db_url, dry_run)
+    plan = plan_due_actions(
+        playbook, big(comparisons), big(pulled.snapshot), moment, db_url, source, dry_run
+    )
 
     run_id: int | None = None
     if not dry_run:
         owners = {o.id: o.display_name for o in pulled.snapshot.owners}
         run = RunInfo(playbook.name, playbook.content_hash, moment, source, started, owners=owners)
-        run_id = store_run(db_url, run, big(comparisons), big(pulled.cache))
+        run_id = store_run(db_url, run, big(comparisons), big(pulled.cache), big(plan.due))
 
     try:
         summary = summarize(
@@ -92,9 +95,7 @@ def score_accounts(
             summary.written_records, summary.written_values = written.records, written.values
             summary.writeback_calls = written.calls
 
-        summary.actions = run_actions(
-            playbook, big(comparisons), big(pulled.snapshot), run_id, dry_run
-        )
+        summary.actions = run_actions(playbook, big(plan), source, db_url, dry_run)
         publish_report(playbook, summary, big(comparisons))
         if run_id is not None:
             publish_dashboard(playbook, db_url, dashboard)

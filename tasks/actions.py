@@ -1,39 +1,199 @@
-"""Task: run the playbook's actions (Slack, Jira, lists). A no-op hook for now.
+"""Tasks: plan the playbook's actions (before the store), then dispatch the ledger (after).
 
-The flow already calls it at the right place (after the write-back, before the
-report) with everything the actions need, so filling it in changes no flow code.
+Planning comes before the store so the due actions are written `pending` in
+the run's own transaction (the outbox). Dispatching sends every ledger row of
+the playbook not yet sent, this run's and earlier runs' failures alike. Tokens
+come from the environment or Prefect Secret blocks, resolved here: the engine
+in healthscore/ never imports Prefect.
 """
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
+from typing import Any, cast
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from healthscore.actions.config import (
+    JIRA_API_TOKEN_ENV,
+    JIRA_TOKEN_ENV,
+    SLACK_TOKEN_ENV,
+    ActionSettings,
+    action_settings,
+)
+from healthscore.actions.dispatch import Dispatcher, DispatchResult, Vendors
+from healthscore.actions.hubspot_actions import HubSpotActions
+from healthscore.actions.jira_sender import JiraSender, jira_client
+from healthscore.actions.plan import ActionPlan, describe, plan_actions, window_days
+from healthscore.actions.slack_sender import SlackSender, slack_client
+from healthscore.actions.triggers import TriggerHistory
 from healthscore.crm import CrmSnapshot
+from healthscore.history import open_store, store_exists
+from healthscore.history.ledger import ActionLedger
+from healthscore.history.trigger_history import trigger_history
 from healthscore.playbook import Playbook
+from healthscore.sources.cached import connect_source, is_api_source
 from healthscore.trends import Comparison
+from tasks.crm import hubspot_token
+from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
+
+SECRET_BLOCKS = {
+    SLACK_TOKEN_ENV: "slack-bot-token",
+    JIRA_TOKEN_ENV: "jira-token",
+    JIRA_API_TOKEN_ENV: "jira-api-token",
+}
+UNKNOWN_PORTAL = "0"
 
 
-def act(
+def _secret(block: str) -> str | None:
+    from prefect.blocks.system import Secret
+
+    try:
+        secret = cast(Any, Secret.load(block))
+    except ValueError:  # no such block
+        return None
+    value = secret.get()
+    return str(value) if value else None
+
+
+def settings_for(source: str) -> ActionSettings:
+    """Environment first; a Prefect Secret block only for a token the environment lacks."""
+    secrets: dict[str, str | None] = {}
+    if source != "sandbox":
+        for env_name, block in SECRET_BLOCKS.items():
+            if not os.environ.get(env_name, "").strip():
+                secrets[env_name] = _secret(block)
+    return action_settings(source, secrets=secrets)
+
+
+def _portal_id(settings: ActionSettings, source: str) -> str:
+    if settings.portal_id:
+        return settings.portal_id
+    if not is_api_source(source):
+        return UNKNOWN_PORTAL
+    return HubSpotActions(connect_source(source, hubspot_token(source))).portal_id()
+
+
+@task(
+    name="plan-actions",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def plan_due_actions(
     playbook: Playbook,
     comparisons: list[Comparison],
     snapshot: CrmSnapshot,
-    run_id: int | None,
+    as_of: datetime,
+    db_url: str | None,
+    source: str,
     dry_run: bool,
-) -> int:
-    """Fire the actions whose triggers hold; returns how many were sent (none yet)."""
-    del comparisons, snapshot, run_id, dry_run
-    return 0
+) -> ActionPlan:
+    """Which actions fire this run (read-only); a dry run prints each one and why."""
+    logger = get_run_logger()
+    if not playbook.actions:
+        return ActionPlan(playbook.name)
+    drops, rises = window_days(playbook)
+    recorded: dict[tuple[str, str, str], str] = {}
+    if dry_run and not store_exists(db_url):
+        history = TriggerHistory()
+        plan = plan_actions(
+            playbook,
+            comparisons,
+            snapshot,
+            history,
+            as_of,
+            _portal_id(settings_for(source), source),
+        )
+    else:
+        with open_store(db_url) as store:
+            history = trigger_history(store.engine, playbook.name, as_of, drops, rises)
+            plan = plan_actions(
+                playbook,
+                comparisons,
+                snapshot,
+                history,
+                as_of,
+                _portal_id(settings_for(source), source),
+            )
+            if dry_run:
+                recorded = ActionLedger(store.engine).recorded(playbook.name, plan.keys())
+    for problem in plan.render_errors:
+        logger.warning("template failed: %s", problem)
+    if dry_run:
+        for action in plan.due:
+            print(
+                describe(
+                    action, recorded.get((action.action, action.account_id, action.occurrence))
+                )
+            )
+        for sync in plan.syncs:
+            print(
+                f"[{sync.action}] would remove from list {sync.list_name!r} every member that "
+                f"no longer qualifies ({len(sync.qualifying)} qualify now)"
+            )
+    logger.info("actions due: %d (%d list syncs)", len(plan.due), len(plan.syncs))
+    return plan
 
 
-@task(name="act", cache_policy=NO_CACHE)
+def vendors_for(source: str, settings: ActionSettings) -> Vendors:
+    def slack() -> SlackSender:
+        url, token = settings.require_slack()
+        return SlackSender(slack_client(url, token))
+
+    def jira() -> JiraSender:
+        url = settings.require_jira()
+        return JiraSender(
+            jira_client(
+                url,
+                token=settings.jira_token,
+                email=settings.jira_email,
+                api_token=settings.jira_api_token,
+                max_retries=settings.jira_max_retries,
+            )
+        )
+
+    def hubspot() -> HubSpotActions:
+        return HubSpotActions(connect_source(source, hubspot_token(source)))
+
+    return Vendors(slack=slack, jira=jira, hubspot=hubspot)
+
+
+@task(
+    name="act",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
 def run_actions(
-    playbook: Playbook,
-    comparisons: list[Comparison],
-    snapshot: CrmSnapshot,
-    run_id: int | None,
-    dry_run: bool,
+    playbook: Playbook, plan: ActionPlan, source: str, db_url: str | None, dry_run: bool
 ) -> int:
-    sent = act(playbook, comparisons, snapshot, run_id, dry_run)
-    get_run_logger().info("actions: %d sent (%d defined)", sent, len(playbook.actions))
-    return sent
+    """Send every ledger row of the playbook not yet sent; returns how many were delivered.
+
+    Vendor errors never fail the task: they are recorded on the row and retried
+    next run. Only a database error fails it (and is retried here: a row is
+    claimed before it is sent, so a retry cannot send it twice).
+    """
+    logger = get_run_logger()
+    if dry_run or not playbook.actions:
+        return 0
+    settings = settings_for(source)
+    with open_store(db_url) as store:
+        dispatcher = Dispatcher(
+            ActionLedger(store.engine), vendors_for(source, settings), logger.info
+        )
+        result: DispatchResult = dispatcher.run(playbook.name, plan.syncs)
+    for problem in result.errors[:50]:
+        logger.warning("action failed (retried next run): %s", problem)
+    logger.info(
+        "actions: %d sent, %d found already delivered, %d failed, %d removed from lists",
+        result.sent,
+        result.reconciled,
+        result.failed,
+        result.removed,
+    )
+    return result.sent + result.reconciled

@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from healthscore.history import CacheEntry, RunInfo, open_store
+from healthscore.history.ledger import PendingAction
 from healthscore.trends import Comparison
 
 
@@ -15,14 +16,17 @@ def store_run(
     run: RunInfo,
     comparisons: list[Comparison],
     cache: CacheEntry | None,
+    actions: list[PendingAction] | None = None,
 ) -> int:
-    """Write the run, its snapshots and the CRM cache atomically; returns the run id.
+    """Write the run, its snapshots, the CRM cache and the due actions atomically.
+
+    Returns the run id. `actions` go to the action ledger as `pending`.
 
     Not retried: the transaction either committed or left nothing, and a retry
     after a commit whose answer was lost would record the run twice.
     """
     with open_store(db_url) as store:
-        run_id = store.record_run(run, comparisons, cache)
+        run_id = store.record_run(run, comparisons, cache, actions or ())
         get_run_logger().info(
             "stored run %d (%d accounts) in %s", run_id, len(comparisons), store.url
         )
