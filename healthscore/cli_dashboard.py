@@ -184,10 +184,12 @@ def _print_report(result: Any, output: Path, colors: dict[str, str]) -> None:
 
 
 def _example_account(result: Any) -> str:
-    """The account that fell furthest in the last run, a good one to look at."""
+    """An account worth a look: the last run's biggest mover, else its latest status change."""
     last = result.summaries[-1] if result.summaries else {}
-    movers = last.get("movers") or []
-    return str(movers[0]["id"]) if movers else "101"
+    for key in ("movers", "changes"):
+        if last.get(key):
+            return str(last[key][0]["id"])
+    return "101"  # the sample CRM's first company
 
 
 def _prepare_prefect(output: Path) -> None:

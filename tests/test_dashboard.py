@@ -144,6 +144,19 @@ def test_dashboard_escapes_crm_text(hostile_page: tuple[Path, str]) -> None:
     assert "\\u003cscript\\u003e" in page or "&lt;script&gt;" in page
 
 
+def test_markdown_artifact_escapes_crm_text(tmp_path: Path) -> None:
+    from healthscore.portfolio_report import md, portfolio_markdown
+
+    url = f"sqlite:///{tmp_path / 'hostile.db'}"
+    make_history(url, tmp_path)
+    with open_store(url) as store:
+        text = portfolio_markdown(load_portfolio(store))
+    assert HOSTILE not in text and "<b>" not in text
+    assert md(HOSTILE) in text  # among the movers
+    assert "&lt;b&gt;Bo&lt;/b&gt; Lee" in text  # among the CSMs
+    assert md("Delta | Pipes *bold*") == "Delta \\| Pipes \\*bold\\*"
+
+
 # ---------------------------------------------------------------- in a real browser
 
 
@@ -269,3 +282,47 @@ def test_hostile_names_render_as_text(hostile_page: tuple[Path, str], browser: A
     assert driver.execute_script("return document.querySelectorAll('tbody script').length") == 0
     assert "<b>Bo</b> Lee" in driver.find_element(By.ID, "hs-owner-table").text
     assert severe(driver) == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_each_run_publishes_the_dashboard_and_its_artifacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Prefect UI tells the dashboard's story: markdown, account table, link to the file."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.score_accounts import score_accounts
+    from healthscore.sample import generate_snapshot
+    from tests.conftest import PLAYBOOKS
+
+    monkeypatch.delenv("HEALTHSCORE_DASHBOARD_DIR", raising=False)
+    crm = tmp_path / "crm.json"
+    crm.write_text(json.dumps(generate_snapshot(40, seed=3)), encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'store' / 'history.db'}"
+    summary = score_accounts(
+        playbook_path=str(PLAYBOOKS / "default.yaml"),
+        source=f"file:{crm}",
+        as_of="2026-11-01T09:00:00Z",
+        db_url=db,
+    )
+    page = tmp_path / "store" / "dashboard-customer-health.html"  # next to the SQLite file
+    assert page.is_file()
+
+    keys = [f"health-customer-health-{k}" for k in ("dashboard", "accounts", "dashboard-file")]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+    latest = {a.key: a for a in sorted(found, key=lambda a: a.created or 0)}
+    assert set(latest) == set(keys)
+    markdown = str(latest[keys[0]].data)
+    assert f"{summary['accounts']} accounts as of 2026-11-01" in markdown
+    for section in ("## By status", "## By CSM", "## Biggest movers"):
+        assert section in markdown
+    assert page.resolve().as_uri() in markdown
+    table = latest[keys[1]].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert len(rows) == summary["accounts"]
+    assert {"account", "csm", "score", "status", "trend"} <= set(rows[0])
+    assert page.resolve().as_uri() in str(latest[keys[2]].data)
