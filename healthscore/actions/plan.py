@@ -17,10 +17,11 @@ from typing import Any
 from jinja2 import TemplateError
 
 from healthscore.actions.context import group_drops, record_url, status_chip, template_context
-from healthscore.actions.escape import escaper, html_text, plain
+from healthscore.actions.escape import escaper, html_text, jira_wiki, plain
 from healthscore.actions.messages import (
     account_label,
     jira_breakdown,
+    label_slug,
     occurrence_label,
     rule_label,
     slack_blocks,
@@ -205,7 +206,7 @@ def _pending(
         if options.get("description"):
             intro = _render(str(options["description"]), context("jira"), "description")
         key = ledger_key(playbook.name, action.name, score.id, firing.occurrence)
-        labels = [str(label) for label in options.get("labels") or []]
+        labels = [label_slug(str(label)) for label in options.get("labels") or []]
         payload |= {
             "project": str(options["project"]),
             "issue_type": str(options.get("issue_type") or "Task"),
@@ -221,6 +222,10 @@ def _pending(
                 rules=score.rule_points(),
                 groups=score.group_points(),
                 url=url,
+            ),
+            "comment": (
+                f"Health score alert again: {jira_wiki(firing.reason)} (score "
+                f"{comparison.rounded:g}, status {jira_wiki(score.status)}, {url})"
             ),
             "labels": labels,
             "account_label": account_label(score.id),
