@@ -159,7 +159,8 @@ def _print_report(result: Any, output: Path, colors: dict[str, str]) -> None:
         markup=False,
     )
     out.print(
-        f"  Slack:          {result.slack_alerts} alerts to CSMs"
+        f"  Slack:          {result.slack_alerts} alerts ({result.slack_direct} to the CSM, "
+        f"{result.slack_alerts - result.slack_direct} to team channels)"
         + (", 1 weekly digest to #cs-leadership" if result.digest_posted else ""),
         markup=False,
     )

@@ -58,7 +58,8 @@ class DemoResult:
     counts: dict[str, int] = field(default_factory=dict)
     actions: int = 0
     slack_messages: int = 0
-    slack_alerts: int = 0
+    slack_alerts: int = 0  # every message but the digest
+    slack_direct: int = 0  # of which direct messages to the account's CSM
     digest_posted: bool = False
     jira_issues: int = 0
     lists: dict[str, int] = field(default_factory=dict)
@@ -246,11 +247,11 @@ def _count_sandbox(result: DemoResult, base_url: str) -> None:
         messages = client.get("/_sandbox/slack/messages").json().get("messages", [])
         issues = client.get("/_sandbox/jira/issues").json().get("issues", [])
         lists = client.get("/_sandbox/hubspot/lists").json().get("lists", [])
+    channels = [str(m.get("channel_name") or "") for m in messages]
     result.slack_messages = len(messages)
-    result.digest_posted = any(m.get("channel_name") == "cs-leadership" for m in messages)
-    result.slack_alerts = len(messages) - sum(
-        1 for m in messages if m.get("channel_name") == "cs-leadership"
-    )
+    result.digest_posted = "cs-leadership" in channels
+    result.slack_alerts = sum(1 for c in channels if c != "cs-leadership")
+    result.slack_direct = sum(1 for c in channels if c.startswith("@"))
     result.jira_issues = len(issues)
     result.lists = {str(x.get("name")): len(x.get("members") or []) for x in lists}
 

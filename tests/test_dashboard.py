@@ -68,6 +68,12 @@ def test_demo_ends_with_the_report_and_a_dashboard(demo: dict[str, Any]) -> None
     assert f"history:        {db}" in stdout
     assert re.search(rf"{DEMO_ACCOUNTS} companies, \d+ customers scored", stdout)
     assert "1 weekly digest to #cs-leadership" in stdout
+    # the playbook's actions really ran against the sandboxes
+    alerts = re.search(r"Slack: +(\d+) alerts \((\d+) to the CSM", stdout)
+    assert alerts is not None and int(alerts.group(1)) > 0 and int(alerts.group(2)) > 0
+    assert re.search(r"Jira: +\d+ tickets opened", stdout)
+    members = re.search(r"Upsell candidates: (\d+) members", stdout)
+    assert members is not None and int(members.group(1)) > 0
     assert stdout.rstrip().splitlines()[-1].strip().startswith("PREFECT_HOME=")  # last: next steps
     assert "Next:" in stdout
     assert "Traceback" not in demo["stderr"]
