@@ -385,6 +385,7 @@ def _progress_printer() -> Any:
 
 
 # The other command modules register themselves on `app` when imported.
+import healthscore.cli_actions  # noqa: E402  (registers actions)
 import healthscore.cli_dashboard  # noqa: E402, F401  (registers dashboard, demo)
 from healthscore import cli_calibrate, cli_runs  # noqa: E402, F401
 

@@ -6,6 +6,7 @@ endpoints (the raw requests' content), never through our own code.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -246,6 +247,23 @@ def test_turning_at_risk_sends_each_action_once(
         ("Upsell segment", "102", "sent"),
     ]
     assert all(r.attempts == 1 for r in rows)
+
+    from typer.testing import CliRunner
+
+    from healthscore.cli import app
+
+    listed = CliRunner().invoke(
+        app, ["actions", "--db", db, "--account", "101", "--state", "sent", "--json"]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert sorted(r["action"] for r in json.loads(listed.output)) == [
+        "Alert CSM on at-risk",
+        "Call task",
+        "Escalation ticket",
+        "Upsell segment",
+    ]
+    table = CliRunner().invoke(app, ["actions", "--db", db, "--playbook", playbook_path])
+    assert table.exit_code == 0 and "Escalation" in table.output and "sent" in table.output
 
 
 def scenario(
