@@ -16,6 +16,8 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="healthscore-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Flow runs write a dashboard; on PostgreSQL the default folder would be the user's data dir.
+os.environ.setdefault("HEALTHSCORE_DASHBOARD_DIR", tempfile.mkdtemp(prefix="healthscore-dash-"))
 
 import pytest  # noqa: E402
 
