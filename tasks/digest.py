@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any, cast
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from healthscore.actions.config import SLACK_TOKEN_ENV
+from healthscore.actions.slack_sender import slack_client as make_slack_client
 from healthscore.digest import Digest, digest_message, load_digest
 from healthscore.history import open_store
-from healthscore.hubspot_client import SANDBOX_URL, SANDBOX_URL_ENV
+from tasks.actions import settings_for
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
-
-SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
-SLACK_SECRET_BLOCK = "slack-bot-token"
 
 
 class SlackConfigError(ValueError):
@@ -22,30 +20,21 @@ class SlackConfigError(ValueError):
 
 
 def slack_client(source: str) -> Any:
-    """`sandbox`: the local Slack sandbox (`HEALTHSCORE_SANDBOX_URL`); `slack` (or `hubspot`,
-    as the scoring flow names a real install): Slack with `SLACK_BOT_TOKEN` or the Prefect
-    Secret block `slack-bot-token` (scope chat:write)."""
-    from slack_sdk import WebClient
+    """The same Slack client and settings as the playbook's actions (retries on 429/5xx).
 
+    `sandbox`: the local Slack sandbox (`HEALTHSCORE_SANDBOX_URL`); `slack` (or `hubspot`,
+    as the scoring flow names a real install): Slack at `SLACK_API_URL` with
+    `SLACK_BOT_TOKEN` or the Prefect Secret block `slack-bot-token` (scope chat:write).
+    """
     if source not in ("sandbox", "slack", "hubspot"):
         raise SlackConfigError(f"source {source!r}: use sandbox, or slack for a real workspace")
-    if source == "sandbox":
-        base = os.environ.get(SANDBOX_URL_ENV) or SANDBOX_URL
-        return WebClient(token="xoxb-sandbox", base_url=base.rstrip("/") + "/api/")
-    token = os.environ.get(SLACK_TOKEN_ENV, "").strip()
-    if not token:
-        from prefect.blocks.system import Secret
-
-        try:
-            token = str(cast(Any, Secret.load(SLACK_SECRET_BLOCK)).get() or "")
-        except ValueError:
-            token = ""
-    if not token:
+    settings = settings_for("sandbox" if source == "sandbox" else "hubspot")
+    if not settings.slack_token:
         raise SlackConfigError(
             f"no Slack token: set {SLACK_TOKEN_ENV} to a bot token with chat:write, or store "
-            f"it in the Prefect Secret block `{SLACK_SECRET_BLOCK}`"
+            "it in the Prefect Secret block `slack-bot-token`"
         )
-    return WebClient(token=token)
+    return make_slack_client(settings.slack_url, settings.slack_token)
 
 
 @task(
