@@ -169,11 +169,14 @@ def _print_report(result: Any, output: Path, colors: dict[str, str]) -> None:
     out.print(f"  HubSpot lists:  {lists}", markup=False)
     out.print(f"  dashboard:      {result.dashboard}", markup=False)
     out.print(f"  history:        {result.db_path}", markup=False)
+    out.print(f"  CRM snapshot:   {result.crm}", markup=False)
     db = f"sqlite:///{result.db_path}"
     out.print("\nNext:", markup=False)
     nxt = [
         f"open {result.dashboard.as_uri()}   # in your browser",
         f"healthscore history {_example_account(result)} --db {db}",
+        f"healthscore explain {_example_account(result)} -p playbooks/default.yaml "
+        f"-s file:{result.crm} --as-of {last:%Y-%m-%dT%H:%MZ}",
         "healthscore validate playbooks/default.yaml   # then copy it and make it yours",
         "healthscore sandbox   # the HubSpot/Slack/Jira sandboxes, for your own runs",
     ]

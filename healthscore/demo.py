@@ -19,6 +19,7 @@ numbers do not depend on the day the demo runs (only the dates do).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -51,6 +52,7 @@ class DemoResult:
     out_dir: Path
     db_path: Path
     dashboard: Path
+    crm: Path
     accounts: int
     scored: int
     weeks: int
@@ -210,6 +212,7 @@ def run_demo(
         out_dir=out_dir.resolve(),
         db_path=db_path,
         dashboard=dashboard,
+        crm=(out_dir / "crm.json").resolve(),
         accounts=accounts,
         scored=0,
         weeks=weeks,
@@ -227,6 +230,8 @@ def run_demo(
             result.summaries.append(summary)
             result.actions += int(summary.get("actions") or 0)
         report("posting the leadership digest and writing the dashboard", weeks + 1, total)
+        # The CRM as it ended, so `healthscore explain` works after the sandbox is gone.
+        result.crm.write_text(json.dumps(crm.snapshot, ensure_ascii=False), encoding="utf-8")
         if post_digest is not None:
             post_digest(db_url)
         _count_sandbox(result, urls.base_url)

@@ -66,6 +66,7 @@ def test_demo_ends_with_the_report_and_a_dashboard(demo: dict[str, Any]) -> None
     assert dashboard.is_file() and dashboard.stat().st_size > 1_000_000  # Plotly is inside
     assert f"dashboard:      {dashboard}" in stdout
     assert f"history:        {db}" in stdout
+    assert (out / "crm.json").is_file()  # `healthscore explain` works after the demo
     assert re.search(rf"{DEMO_ACCOUNTS} companies, \d+ customers scored", stdout)
     assert "1 weekly digest to #cs-leadership" in stdout
     # the playbook's actions really ran against the sandboxes
