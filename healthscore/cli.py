@@ -385,9 +385,9 @@ def _progress_printer() -> Any:
 
 
 # The other command modules register themselves on `app` when imported.
-import healthscore.cli_actions  # noqa: E402  (registers actions)
-import healthscore.cli_dashboard  # noqa: E402, F401  (registers dashboard, demo)
-from healthscore import cli_calibrate, cli_runs  # noqa: E402, F401
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
+from healthscore import (  # noqa: E402
+    cli_actions,  # noqa: F401  (actions)
+    cli_calibrate,  # noqa: F401  (calibrate)
+    cli_dashboard,  # noqa: F401  (dashboard, demo)
+    cli_runs,  # noqa: F401  (run, history)
+)
