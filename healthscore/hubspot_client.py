@@ -121,9 +121,10 @@ def connect(
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise HubSpotConfigError(
-            f"no HubSpot token: set {TOKEN_ENV} to a private app token "
-            "(scopes: crm.objects.companies.read/write, crm.objects.contacts.read, "
-            "crm.schemas.companies.write, crm.lists.read/write), "
+            f"no HubSpot token: set {TOKEN_ENV} to a private app or service key token "
+            "(scopes: read for every object the playbook reads, e.g. crm.objects.companies.read, "
+            "crm.objects.contacts.read, crm.objects.owners.read, tickets; for write-back "
+            "crm.objects.companies.write and crm.schemas.companies.write; lists crm.lists.write), "
             "or store it in the Prefect Secret block `hubspot-access-token` for flows"
         )
     if not url.startswith(("http://", "https://")):
