@@ -27,6 +27,7 @@ from healthscore.playbook import Playbook, PlaybookError, load_playbook
 from healthscore.playbook_schema import PLAYBOOK_SCHEMA
 from healthscore.scoring import AccountScore, Scorer, round2
 from healthscore.sources import SOURCE_HELP, SourceError, load_snapshot
+from healthscore.symbols import chip
 from healthscore.values import parse_as_of
 
 app = typer.Typer(
@@ -39,8 +40,6 @@ app = typer.Typer(
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-STATUS_CHIPS = {"green": "🟩", "yellow": "🟨", "red": "🟥"}
 
 
 class OutputFormat(StrEnum):
@@ -88,10 +87,6 @@ def as_of_or_fail(value: str | None) -> datetime:
         return parse_as_of(value)
     except ValueError:
         fail(f"--as-of {value!r} is not a date; use ISO 8601, e.g. 2026-11-01 or 2026-11-01T09:00Z")
-
-
-def chip(color: str) -> str:
-    return STATUS_CHIPS.get(color, "⬜")
 
 
 # ---------------------------------------------------------------- validate / schema

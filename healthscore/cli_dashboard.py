@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from healthscore.cli import app, chip, err, fail, out
+from healthscore.cli import app, err, fail, out
 from healthscore.cli_runs import STARTUP_TIMEOUT_ENV, DbOption, run_errors
 from healthscore.playbook import PlaybookError, load_playbook
+from healthscore.symbols import chip
 
 DEFAULT_PLAYBOOK = Path(__file__).resolve().parent.parent / "playbooks" / "default.yaml"
 

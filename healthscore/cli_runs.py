@@ -30,9 +30,7 @@ from healthscore.cli import (
     user_errors,
 )
 from healthscore.playbook import PlaybookError, load_playbook
-
-# Arrows as in healthscore.trends, which imports the scoring engine: not needed for --help.
-TREND_ARROWS = {"up": "↗️", "down": "↘️", "flat": "↔️", "new": "🆕"}
+from healthscore.symbols import TREND_ARROWS
 
 DbOption = Annotated[
     str | None,

@@ -29,17 +29,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from healthscore.portfolio import Portfolio
+from healthscore.symbols import STATUS_CHIPS, TREND_ARROWS, chip
 
-CHIPS = {"green": "🟩", "yellow": "🟨", "red": "🟥"}
-ARROWS = {"up": "↗️", "down": "↘️", "flat": "↔️", "new": "🆕"}
 PALETTE = {"green": "#2f9e5b", "yellow": "#e6b000", "red": "#d64545", "": "#8a94a6"}
 MOVERS = 10
 DASHBOARD_DIR_ENV = "HEALTHSCORE_DASHBOARD_DIR"
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
-
-
-def chip(color: str) -> str:
-    return CHIPS.get(color, "⬜")
 
 
 def css_color(color: str) -> str:
@@ -225,8 +220,8 @@ def _data(p: Portfolio) -> dict[str, Any]:
     """What the account table's JavaScript reads: one compact record per account."""
     return {
         "statuses": [{"label": s.label, "color": s.color} for s in p.statuses],
-        "chips": CHIPS,
-        "arrows": ARROWS,
+        "chips": STATUS_CHIPS,
+        "arrows": TREND_ARROWS,
         "accounts": [
             {
                 "id": a.id,

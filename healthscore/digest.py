@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from healthscore.dashboard import chip
 from healthscore.history import HistoryStore
 from healthscore.portfolio import AccountView, Portfolio, load_portfolio
+from healthscore.symbols import chip
 from healthscore.trends import PastScore
 
 WEEK = timedelta(days=7)

@@ -12,8 +12,8 @@ import html
 import re
 from typing import Any
 
-from healthscore.dashboard import ARROWS, chip
 from healthscore.portfolio import AccountView, Portfolio
+from healthscore.symbols import arrow, chip
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~>])")
 
@@ -70,7 +70,7 @@ def portfolio_table(p: Portfolio) -> list[dict[str, Any]]:
             "csm": a.owner,
             "score": a.score,
             "status": f"{chip(a.color)} {a.status}",
-            "trend": f"{ARROWS.get(a.trend, '')} {a.trend}",
+            "trend": f"{arrow(a.trend)} {a.trend}",
             "change": a.delta,
             "since_previous_run": a.since_last_run,
         }
@@ -81,5 +81,5 @@ def portfolio_table(p: Portfolio) -> list[dict[str, Any]]:
 def _mover_line(a: AccountView) -> str:
     return (
         f"| {md(a.name)} ({md(a.id)}) | {md(a.owner)} | {a.score:g} | "
-        f"{ARROWS.get(a.trend, '')} {a.delta or 0:+g} | {chip(a.color)} {md(a.status)} |"
+        f"{arrow(a.trend)} {a.delta or 0:+g} | {chip(a.color)} {md(a.status)} |"
     )

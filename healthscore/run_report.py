@@ -11,15 +11,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from healthscore.playbook import Playbook
+from healthscore.symbols import TREND_ARROWS, chip
 from healthscore.trends import (
-    TREND_ARROWS,
     Comparison,
     biggest_movers,
     counts_by_status,
     status_changes,
 )
 
-STATUS_CHIPS = {"green": "🟩", "yellow": "🟨", "red": "🟥"}
 MOVERS = 10
 
 
@@ -113,7 +112,7 @@ def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
         lines += ["_Dry run: nothing stored, nothing written to HubSpot._", ""]
     lines += ["| status | accounts |", "|---|---:|"]
     for label, count in summary.counts.items():
-        lines.append(f"| {STATUS_CHIPS.get(colors.get(label, ''), '⬜')} {label} | {count} |")
+        lines.append(f"| {chip(colors.get(label, ''))} {label} | {count} |")
     trend_text = ", ".join(f"{TREND_ARROWS[k]} {k}: {v}" for k, v in summary.trends.items())
     lines += ["", f"Trends: {trend_text}", ""]
     lines += ["## Status changes", ""]

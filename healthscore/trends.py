@@ -30,9 +30,9 @@ from typing import Any, Literal
 
 from healthscore.playbook import Playbook
 from healthscore.scoring import AccountScore, round2
+from healthscore.symbols import TREND_ARROWS
 
 Trend = Literal["up", "down", "flat", "new"]
-TREND_ARROWS: dict[str, str] = {"up": "↗️", "down": "↘️", "flat": "↔️", "new": "🆕"}
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from healthscore.crm import Owner
-from healthscore.trends import TREND_ARROWS, Comparison
+from healthscore.symbols import TREND_ARROWS
+from healthscore.symbols import chip as status_chip
+from healthscore.trends import Comparison
 
-STATUS_CHIPS = {"green": "🟩", "yellow": "🟨", "red": "🟥"}
 HUBSPOT_APP = "https://app.hubspot.com"
 RECORD_PATHS = {"companies": "company", "contacts": "contact"}
 
@@ -26,10 +27,6 @@ class Fields(dict[str, Any]):
 
     def __missing__(self, key: str) -> str:
         return ""
-
-
-def status_chip(color: str) -> str:
-    return STATUS_CHIPS.get(color, "⬜")
 
 
 def record_url(portal_id: str, object_type: str, record_id: str) -> str:
