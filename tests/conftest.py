@@ -53,3 +53,30 @@ def pg_url() -> str:
             pytest.fail(f"PostgreSQL at {PG_URL} is required in CI: {exc}")
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
     return PG_URL
+
+
+def pg_schema_url(base: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test (search_path in the URL), dropped after."""
+    import uuid
+
+    import sqlalchemy
+
+    schema = f"hs_test_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(base)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The history store's URL: each test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'history.db'}"
+        return
+    yield from pg_schema_url(request.getfixturevalue("pg_url"))

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import exc as sa_exc
 
 from healthscore.history import RunInfo, open_store
 from healthscore.history.ledger import ActionLedger, LedgerError, PendingAction
-from tests.test_flow import pg_schema_url
 
 AS_OF = datetime(2026, 3, 1, 9, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    yield from pg_schema_url(request.getfixturevalue("pg_url"))
 
 
 def due(account: str, occurrence: str = "2026-03-01T09:00:00+00:00") -> PendingAction:

@@ -12,14 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from hubspot import HubSpot
 from hubspot.crm.companies import SimplePublicObjectInput
 
@@ -54,27 +52,6 @@ SEED = {
     ],
 }
 DAY = ["2026-01-01T09:00:00Z", "2026-01-15T09:00:00Z", "2026-01-29T09:00:00Z"]
-
-
-def pg_schema_url(base: str) -> Iterator[str]:
-    schema = f"hs_flow_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(base)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'history.db'}"
-        return
-    yield from pg_schema_url(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture
