@@ -22,7 +22,6 @@ os.environ.setdefault("HEALTHSCORE_DASHBOARD_DIR", tempfile.mkdtemp(prefix="heal
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = REPO.parent / "shared" / "data"
 PLAYBOOKS = REPO / "playbooks"
 PG_URL = os.environ.get(
     "HEALTHSCORE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
