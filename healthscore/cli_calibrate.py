@@ -27,7 +27,6 @@ from healthscore.cli import (
     _progress_printer,
     app,
     as_of_or_fail,
-    chip,
     fail,
     out,
     user_errors,
@@ -35,6 +34,7 @@ from healthscore.cli import (
 from healthscore.crm import CrmSnapshot
 from healthscore.playbook import Playbook, load_playbook
 from healthscore.sources import load_snapshot
+from healthscore.symbols import chip
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "data" / "playbook.schema.json"
 

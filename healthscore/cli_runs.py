@@ -24,13 +24,12 @@ from healthscore.cli import (
     SourceOption,
     app,
     as_of_or_fail,
-    chip,
     fail,
     out,
     user_errors,
 )
 from healthscore.playbook import PlaybookError, load_playbook
-from healthscore.symbols import TREND_ARROWS
+from healthscore.symbols import TREND_ARROWS, chip
 
 DbOption = Annotated[
     str | None,

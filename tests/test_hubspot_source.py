@@ -58,6 +58,17 @@ def fast_connection(url: str) -> HubSpotConnection:
     )
 
 
+def pull_after(first: PullResult, connection: HubSpotConnection) -> PullResult:
+    """The incremental pull that follows `first`, as the next scheduled run makes it."""
+    return pull(
+        PLAYBOOK,
+        connection,
+        previous=first.snapshot,
+        since=first.pulled_at,
+        previous_signature=first.signature,
+    )
+
+
 def stats(base_url: str) -> dict[str, Any]:
     return httpx.get(f"{base_url}/_sandbox/stats").json()
 
@@ -160,13 +171,7 @@ def test_incremental_pull_after_changing_20_companies_makes_a_handful_of_calls(
     )
     httpx.post(f"{sandbox.base_url}/_sandbox/clear-stats")
     connection = fast_connection(sandbox.hubspot_url)
-    second = pull(
-        PLAYBOOK,
-        connection,
-        previous=first.snapshot,
-        since=first.pulled_at,
-        previous_signature=first.signature,
-    )
+    second = pull_after(first, connection)
     counted = stats(sandbox.base_url)
     # owners (1 page) + one search per object type: companies, calls, contacts, meetings, tickets
     assert counted["calls"] == {
@@ -213,13 +218,7 @@ def test_incremental_pull_picks_up_new_events_and_their_associations(
         )
     )
     connection = fast_connection(sandbox.hubspot_url)
-    second = pull(
-        PLAYBOOK,
-        connection,
-        previous=first.snapshot,
-        since=first.pulled_at,
-        previous_signature=first.signature,
-    )
+    second = pull_after(first, connection)
     ticket = next(r for r in second.snapshot.records("tickets") if r.id == str(created.id))
     assert ticket.associations == {"companies": [company]}
     assert ticket.properties["hs_ticket_priority"] == "URGENT"
