@@ -14,10 +14,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from healthscore.crm import CrmSnapshot
-from healthscore.playbook import load_playbook
-from healthscore.sample import DEFAULT_AS_OF, generate_snapshot
-from healthscore.scoring import Scorer
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import load_playbook
+from healthscore.core.scoring import Scorer
+from healthscore.demo.sample import DEFAULT_AS_OF, generate_snapshot
 
 PLAYBOOK = Path(__file__).resolve().parent.parent / "playbooks" / "default.yaml"
 

@@ -18,10 +18,10 @@ from typing import Any, TypeVar, cast
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
+from healthscore.core.values import parse_as_of
 from healthscore.history import RUN_FAILED, RUN_SUCCEEDED, RunInfo
-from healthscore.run_report import summarize
+from healthscore.reports.run_summary import summarize
 from healthscore.sources.cached import is_api_source
-from healthscore.values import parse_as_of
 from tasks.actions import plan_due_actions, run_actions
 from tasks.crm import pull_crm
 from tasks.report import publish_dashboard, publish_report

@@ -24,18 +24,18 @@ from healthscore.actions.config import (
     action_settings,
 )
 from healthscore.actions.dispatch import Dispatcher, DispatchResult, Vendors
-from healthscore.actions.hubspot_actions import HubSpotActions
-from healthscore.actions.jira_sender import JiraSender, jira_client
 from healthscore.actions.plan import ActionPlan, describe, plan_actions, window_days
-from healthscore.actions.slack_sender import SlackSender, slack_client
-from healthscore.actions.triggers import TriggerHistory
-from healthscore.crm import CrmSnapshot
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import Playbook
+from healthscore.core.trends import Comparison
+from healthscore.core.triggers import TriggerHistory
 from healthscore.history import open_store, store_exists
 from healthscore.history.ledger import ActionLedger
 from healthscore.history.trigger_history import trigger_history
-from healthscore.playbook import Playbook
+from healthscore.integrations.hubspot.actions import HubSpotActions
+from healthscore.integrations.jira.issues import JiraSender, jira_client
+from healthscore.integrations.slack.messages import SlackSender, slack_client
 from healthscore.sources.cached import connect_source, is_api_source
-from healthscore.trends import Comparison
 from tasks.crm import hubspot_token
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 

@@ -9,9 +9,9 @@ from typing import Any, cast
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from healthscore.core.playbook import Playbook
 from healthscore.history import CacheEntry, open_store
-from healthscore.hubspot_client import TOKEN_ENV
-from healthscore.playbook import Playbook
+from healthscore.integrations.hubspot.client import TOKEN_ENV
 from healthscore.sources.cached import PulledCrm, is_api_source, pull
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 

@@ -8,14 +8,15 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from healthscore.actions.config import SLACK_TOKEN_ENV
-from healthscore.actions.slack_sender import slack_client as make_slack_client
-from healthscore.digest import Digest, digest_message, load_digest
+from healthscore.errors import ConfigError
 from healthscore.history import open_store
+from healthscore.integrations.slack.messages import slack_client as make_slack_client
+from healthscore.reports.digest import Digest, digest_message, load_digest
 from tasks.actions import settings_for
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 
 
-class SlackConfigError(ValueError):
+class SlackConfigError(ConfigError):
     """No Slack token for a real workspace."""
 
 

@@ -10,10 +10,10 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from healthscore.playbook import Playbook
-from healthscore.run_report import RunSummary, markdown_report, table_rows
-from healthscore.trends import Comparison
-from healthscore.writeback import slug
+from healthscore.core.playbook import Playbook
+from healthscore.core.trends import Comparison
+from healthscore.integrations.hubspot.writeback import slug
+from healthscore.reports.run_summary import RunSummary, markdown_report, table_rows
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -47,10 +47,10 @@ def publish_dashboard(
     A dashboard that cannot be written (full disk, no permission) is a warning, not a
     failed run: the scores are stored and the actions are done by then.
     """
-    from healthscore.dashboard import dashboard_path, write_dashboard
     from healthscore.history import open_store
-    from healthscore.portfolio import load_portfolio
-    from healthscore.portfolio_report import portfolio_markdown, portfolio_table
+    from healthscore.reports.artifacts import portfolio_markdown, portfolio_table
+    from healthscore.reports.dashboard import dashboard_path, write_dashboard
+    from healthscore.reports.portfolio import load_portfolio
 
     logger = get_run_logger()
     key = "health-" + slug(playbook.name).replace("_", "-")

@@ -7,11 +7,11 @@ from datetime import datetime
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from healthscore.crm import CrmSnapshot
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import Playbook, load_playbook
+from healthscore.core.scoring import AccountScore, Scorer
+from healthscore.core.trends import Baseline, Comparison, compare
 from healthscore.history import open_store, store_exists
-from healthscore.playbook import Playbook, load_playbook
-from healthscore.scoring import AccountScore, Scorer
-from healthscore.trends import Baseline, Comparison, compare
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from healthscore.core.trends import Comparison
 from healthscore.history import CacheEntry, RunInfo, open_store
 from healthscore.history.ledger import PendingAction
-from healthscore.trends import Comparison
 
 
 @task(name="store", cache_policy=NO_CACHE)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from healthscore.crm import CrmSnapshot
-from healthscore.playbook import Playbook
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import Playbook
+from healthscore.core.trends import Comparison
+from healthscore.integrations.hubspot.writeback import WritebackResult, write_back
 from healthscore.sources.cached import connect_source
-from healthscore.trends import Comparison
-from healthscore.writeback import WritebackResult, write_back
 from tasks.crm import hubspot_token
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 

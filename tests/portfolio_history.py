@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from healthscore.crm import CrmSnapshot
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import Playbook, load_playbook
+from healthscore.core.scoring import Scorer
+from healthscore.core.trends import compare
 from healthscore.history import RunInfo, open_store
-from healthscore.playbook import Playbook, load_playbook
-from healthscore.scoring import Scorer
-from healthscore.trends import compare
 
 PLAYBOOK_YAML = """
 name: Digest test health

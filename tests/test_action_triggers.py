@@ -8,7 +8,11 @@ import pytest
 
 from healthscore.actions.escape import html_text, jira_wiki, plain, slack_mrkdwn
 from healthscore.actions.plan import plan_actions
-from healthscore.actions.triggers import (
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import Trigger, parse_playbook
+from healthscore.core.scoring import Scorer
+from healthscore.core.trends import Baseline, compare
+from healthscore.core.triggers import (
     Extreme,
     Firing,
     PriorRun,
@@ -16,10 +20,6 @@ from healthscore.actions.triggers import (
     fire,
     holds_now,
 )
-from healthscore.crm import CrmSnapshot
-from healthscore.playbook import Trigger, parse_playbook
-from healthscore.scoring import Scorer
-from healthscore.trends import Baseline, compare
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 

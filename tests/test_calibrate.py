@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from healthscore.calibrate import average_ranks, calibrate, health_auc, roc_auc
+from healthscore.calibration.calibrate import average_ranks, calibrate, health_auc, roc_auc
 from healthscore.cli import app
-from healthscore.playbook import load_playbook, parse_playbook
-from healthscore.scoring import Scorer
+from healthscore.core.playbook import load_playbook, parse_playbook
+from healthscore.core.scoring import Scorer
+from healthscore.core.values import parse_as_of
 from healthscore.sources import SourceError
 from healthscore.sources.table import load_csv
-from healthscore.values import parse_as_of
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -384,9 +384,9 @@ def test_backtest_uses_the_score_stored_lead_days_before_the_outcome(
 ) -> None:
     from datetime import UTC, datetime
 
-    from healthscore.calibrate import backtest
-    from healthscore.crm import CrmRecord, CrmSnapshot
-    from healthscore.trends import PastScore
+    from healthscore.calibration.calibrate import backtest
+    from healthscore.core.crm import CrmRecord, CrmSnapshot
+    from healthscore.core.trends import PastScore
 
     book = load_playbook(tiny[0])
     day = lambda d: datetime(2026, 1, d, tzinfo=UTC)  # noqa: E731

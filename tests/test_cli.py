@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from healthscore.cli import app
-from healthscore.crm import CrmSnapshot
-from healthscore.playbook import load_playbook
-from healthscore.scoring import Scorer
-from healthscore.values import parse_as_of
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import load_playbook
+from healthscore.core.scoring import Scorer
+from healthscore.core.values import parse_as_of
 
 runner = CliRunner()
 PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"

@@ -24,9 +24,9 @@ import pytest
 from typer.testing import CliRunner
 
 from healthscore.cli import app
-from healthscore.dashboard import render_dashboard
 from healthscore.history import open_store
-from healthscore.portfolio import load_portfolio
+from healthscore.reports.dashboard import render_dashboard
+from healthscore.reports.portfolio import load_portfolio
 from tests.conftest import REPO
 from tests.portfolio_history import CHANNEL, HOSTILE, make_history
 
@@ -152,7 +152,7 @@ def test_dashboard_escapes_crm_text(hostile_page: tuple[Path, str]) -> None:
 
 
 def test_markdown_artifact_escapes_crm_text(tmp_path: Path) -> None:
-    from healthscore.portfolio_report import md, portfolio_markdown
+    from healthscore.reports.artifacts import md, portfolio_markdown
 
     url = f"sqlite:///{tmp_path / 'hostile.db'}"
     make_history(url, tmp_path)
@@ -300,7 +300,7 @@ def test_each_run_publishes_the_dashboard_and_its_artifacts(
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from flows.score_accounts import score_accounts
-    from healthscore.sample import generate_snapshot
+    from healthscore.demo.sample import generate_snapshot
     from tests.conftest import PLAYBOOKS
 
     monkeypatch.delenv("HEALTHSCORE_DASHBOARD_DIR", raising=False)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from healthscore.digest import slack_escape
+from healthscore.reports.digest import slack_escape
 from healthscore.sandbox import running_sandbox
 from tests.portfolio_history import CHANNEL, HOSTILE, make_history
 
@@ -136,7 +136,7 @@ def test_digest_posts_one_message_whose_numbers_match_the_store(
 def test_digest_of_an_empty_store_fails_clearly(sandbox: Any, tmp_path: Path) -> None:
     from flows.weekly_digest import weekly_digest
     from healthscore.history import open_store
-    from healthscore.portfolio import NoHistoryError
+    from healthscore.reports.portfolio import NoHistoryError
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     open_store(url).close()

@@ -12,19 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from healthscore.history import (
-    CacheEntry,
-    HistoryStore,
-    RunInfo,
-    StoreError,
-    data_dir,
-    default_db_url,
-    open_store,
-    store_exists,
-)
-from healthscore.playbook import parse_playbook
-from healthscore.scoring import AccountScore, GroupScore
-from healthscore.trends import (
+from healthscore.core.playbook import parse_playbook
+from healthscore.core.scoring import AccountScore, GroupScore
+from healthscore.core.trends import (
     Baseline,
     PastScore,
     Transition,
@@ -35,6 +25,16 @@ from healthscore.trends import (
     rose_by,
     transition_of,
     trend_of,
+)
+from healthscore.history import (
+    CacheEntry,
+    HistoryStore,
+    RunInfo,
+    StoreError,
+    data_dir,
+    default_db_url,
+    open_store,
+    store_exists,
 )
 
 REPO = Path(__file__).resolve().parent.parent

@@ -29,13 +29,13 @@ from hubspot.crm.tickets import (
 from typer.testing import CliRunner
 
 from healthscore.cli import app
-from healthscore.crm import CrmSnapshot
-from healthscore.hubspot_client import HubSpotConnection, RateLimiter
-from healthscore.playbook import load_playbook
-from healthscore.sample import DEFAULT_AS_OF, generate_snapshot
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import load_playbook
+from healthscore.core.scoring import Scorer
+from healthscore.demo.sample import DEFAULT_AS_OF, generate_snapshot
+from healthscore.integrations.hubspot.client import HubSpotConnection, RateLimiter
+from healthscore.integrations.hubspot.pull import PullResult, pull
 from healthscore.sandbox import running_sandbox
-from healthscore.scoring import Scorer
-from healthscore.sources.hubspot import PullResult, pull
 from tests.conftest import PLAYBOOKS
 
 AS_OF = DEFAULT_AS_OF.isoformat()
@@ -266,7 +266,7 @@ def test_429s_are_waited_out_honouring_retry_after() -> None:
 
 def test_unreachable_sandbox_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", "http://127.0.0.1:9")
-    monkeypatch.setattr("healthscore.hubspot_client.default_retry", lambda: False)
+    monkeypatch.setattr("healthscore.integrations.hubspot.client.default_retry", lambda: False)
     result = CliRunner().invoke(
         app, ["score", "-p", str(PLAYBOOKS / "default.yaml"), "-s", "sandbox"]
     )

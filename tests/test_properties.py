@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from healthscore.conditions import OPERATORS
-from healthscore.crm import CrmRecord, CrmSnapshot
-from healthscore.derived import ExpressionError, parse_expression
-from healthscore.playbook import Playbook, PlaybookError, parse_playbook
-from healthscore.scoring import Scorer, score_snapshot
+from healthscore.core.conditions import OPERATORS
+from healthscore.core.crm import CrmRecord, CrmSnapshot
+from healthscore.core.derived import ExpressionError, parse_expression
+from healthscore.core.playbook import Playbook, PlaybookError, parse_playbook
+from healthscore.core.scoring import Scorer, score_snapshot
 
 SETTINGS = settings(
     max_examples=200,

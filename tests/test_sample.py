@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from healthscore.crm import CrmSnapshot
-from healthscore.sample import (
+from healthscore.core.crm import CrmSnapshot
+from healthscore.demo.sample import (
     DEFAULT_AS_OF,
     EVENT_TYPES,
     apply_changes,
@@ -367,7 +367,7 @@ PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 def test_playbooks_only_read_properties_the_generator_produces(
     name: str, snapshot: dict[str, Any]
 ) -> None:
-    from healthscore.playbook import load_playbook
+    from healthscore.core.playbook import load_playbook
 
     produced: dict[str, set[str]] = {}
     for object_type, records in snapshot.items():
@@ -381,8 +381,8 @@ def test_playbooks_only_read_properties_the_generator_produces(
 
 def test_default_playbook_status_shares() -> None:
     """Tuning guard: about half Healthy, a quarter Neutral, a fifth At-risk."""
-    from healthscore.playbook import load_playbook
-    from healthscore.scoring import Scorer
+    from healthscore.core.playbook import load_playbook
+    from healthscore.core.scoring import Scorer
 
     book = load_playbook(PLAYBOOKS / "default.yaml")
     model = CrmSnapshot.from_json(generate_snapshot(2000, seed=7))

@@ -18,8 +18,8 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from healthscore.cli import app
-from healthscore.playbook import load_playbook
-from healthscore.playbook_schema import PLAYBOOK_SCHEMA
+from healthscore.core.playbook import load_playbook
+from healthscore.core.schema import PLAYBOOK_SCHEMA
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = REPO / "healthscore" / "data" / "playbook.schema.json"

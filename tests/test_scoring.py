@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from healthscore.crm import CrmSnapshot
-from healthscore.playbook import parse_playbook
-from healthscore.scoring import AccountScore, round2, score_snapshot
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import parse_playbook
+from healthscore.core.scoring import AccountScore, round2, score_snapshot
 
 AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

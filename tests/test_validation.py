@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from healthscore.cli import app
-from healthscore.playbook import PlaybookError, PlaybookIssue, load_playbook, parse_playbook
+from healthscore.core.playbook import PlaybookError, PlaybookIssue, load_playbook, parse_playbook
 
 REPO = Path(__file__).resolve().parent.parent
 MALFORMED = REPO / "tests" / "playbooks" / "malformed"

@@ -12,14 +12,13 @@ import httpx
 import pytest
 from hubspot import HubSpot
 
-from healthscore.crm import CrmSnapshot
-from healthscore.hubspot_client import connect
-from healthscore.playbook import parse_playbook
-from healthscore.sandbox import running_sandbox
-from healthscore.scoring import Scorer
-from healthscore.trends import Baseline, compare
-from healthscore.values import parse_as_of
-from healthscore.writeback import (
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import parse_playbook
+from healthscore.core.scoring import Scorer
+from healthscore.core.trends import Baseline, compare
+from healthscore.core.values import parse_as_of
+from healthscore.integrations.hubspot.client import connect
+from healthscore.integrations.hubspot.writeback import (
     ensure_properties,
     plan_updates,
     property_group_name,
@@ -27,6 +26,7 @@ from healthscore.writeback import (
     write_back,
     writeback_properties,
 )
+from healthscore.sandbox import running_sandbox
 
 BOOK = """
 name: {name}

@@ -17,7 +17,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from healthscore.hubspot_client import SANDBOX_URL, SANDBOX_URL_ENV
+from healthscore.errors import ConfigError
+from healthscore.integrations.hubspot.client import SANDBOX_URL, SANDBOX_URL_ENV
 
 SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
 SLACK_URL_ENV = "SLACK_API_URL"
@@ -31,7 +32,7 @@ PORTAL_ENV = "HUBSPOT_PORTAL_ID"
 SANDBOX_TOKEN = "sandbox-token"
 
 
-class ActionConfigError(ValueError):
+class ActionConfigError(ConfigError):
     """An action needs a service that is not configured (no token, no URL)."""
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from healthscore.crm import Owner
-from healthscore.symbols import TREND_ARROWS
-from healthscore.symbols import chip as status_chip
-from healthscore.trends import Comparison
+from healthscore.core.crm import Owner
+from healthscore.core.symbols import TREND_ARROWS
+from healthscore.core.symbols import chip as status_chip
+from healthscore.core.trends import Comparison
 
 HUBSPOT_APP = "https://app.hubspot.com"
 RECORD_PATHS = {"companies": "company", "contacts": "contact"}

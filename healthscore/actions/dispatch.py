@@ -25,11 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthscore.actions.hubspot_actions import HubSpotActions
-from healthscore.actions.jira_sender import JiraSender
 from healthscore.actions.plan import ListSync
-from healthscore.actions.slack_sender import SlackSender
 from healthscore.history.ledger import ActionLedger, LedgerEntry
+from healthscore.integrations.hubspot.actions import HubSpotActions
+from healthscore.integrations.jira.issues import JiraSender
+from healthscore.integrations.slack.messages import SlackSender
 
 KILL_AFTER_ENV = "HEALTHSCORE_TEST_KILL_AFTER_SENT"
 """Test hook: an integer N. After the Nth vendor call that succeeded, and before its

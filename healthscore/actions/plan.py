@@ -26,18 +26,19 @@ from healthscore.actions.messages import (
     rule_label,
     slack_blocks,
 )
-from healthscore.actions.triggers import Firing, TriggerHistory, fire, holds_now
-from healthscore.conditions import compile_all
-from healthscore.crm import OBJECT_TYPE_IDS, CrmSnapshot, Owner
+from healthscore.core.conditions import compile_all
+from healthscore.core.crm import OBJECT_TYPE_IDS, CrmSnapshot, Owner
+from healthscore.core.playbook import Action, Playbook
+from healthscore.core.templates import render
+from healthscore.core.trends import Comparison
+from healthscore.core.triggers import Firing, TriggerHistory, fire, holds_now
+from healthscore.errors import UserError
 from healthscore.history.ledger import PendingAction, ledger_key
-from healthscore.playbook import Action, Playbook
-from healthscore.templates import render
-from healthscore.trends import Comparison
 
 DEFAULT_TASK_DUE_DAYS = 3
 
 
-class ActionRenderError(ValueError):
+class ActionRenderError(UserError):
     """A template that parsed at validation time but failed on this account's values."""
 
 

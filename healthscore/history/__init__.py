@@ -2,7 +2,7 @@
 
 `open_store(url)` opens (and migrates) SQLite or PostgreSQL; the store records a
 run in one transaction and answers history questions with set queries. The
-trend rules themselves are pure functions in `healthscore.trends`.
+trend rules themselves are pure functions in `healthscore.core.trends`.
 """
 
 from healthscore.history.cache import source_cache_key

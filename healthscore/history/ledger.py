@@ -27,6 +27,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
+from healthscore.errors import HealthscoreError
+
 PENDING = "pending"
 ATTEMPTING = "attempting"
 SENT = "sent"
@@ -71,7 +73,7 @@ class ActionLedgerRow(SQLModel, table=True):
 LEDGER = SQLModel.metadata.tables["action_ledger"]
 
 
-class LedgerError(RuntimeError):
+class LedgerError(HealthscoreError, RuntimeError):
     """The ledger was asked for something it does not hold (an unknown state or row)."""
 
 

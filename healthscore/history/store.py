@@ -31,10 +31,11 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from healthscore.core.playbook import Playbook
+from healthscore.core.trends import Baseline, Comparison, PastScore, WindowRange, trigger_windows
+from healthscore.errors import StoreError as _StoreError
 from healthscore.history.ledger import PendingAction, insert_pending
 from healthscore.history.models import RUN_OUTCOMES, RUN_RUNNING, SQLModel
-from healthscore.playbook import Playbook
-from healthscore.trends import Baseline, Comparison, PastScore, WindowRange, trigger_windows
 
 DB_URL_ENV = "HEALTHSCORE_DB_URL"
 STORE_PAUSE_ENV = "HEALTHSCORE_TEST_STORE_PAUSE"
@@ -48,7 +49,7 @@ SNAPSHOTS = SQLModel.metadata.tables["account_snapshots"]
 CACHE = SQLModel.metadata.tables["crm_cache"]
 
 
-class StoreError(RuntimeError):
+class StoreError(_StoreError):
     """The history database cannot be opened or used (bad URL, unreachable server)."""
 
 

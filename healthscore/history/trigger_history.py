@@ -2,7 +2,7 @@
 
 Strictly before, not "at or before" as the trends use: a re-run of the same
 as-of must see the same past as the first run did, so it finds the same
-firings with the same occurrence keys (see `healthscore.actions.triggers`).
+firings with the same occurrence keys (see `healthscore.core.triggers`).
 One query per question, reduced to one row per account in the database.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from healthscore.actions.triggers import Extreme, PriorRun, TriggerHistory
+from healthscore.core.triggers import Extreme, PriorRun, TriggerHistory
 from healthscore.history.models import SQLModel
 
 SNAPSHOTS = SQLModel.metadata.tables["account_snapshots"]

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
-from healthscore.crm import SnapshotError
+from healthscore.core.crm import SnapshotError
 
 from . import hubspot, jira, slack
 from .limits import Fault, Limits

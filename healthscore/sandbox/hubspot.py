@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from healthscore.crm import OBJECT_TYPE_IDS, property_string
+from healthscore.core.crm import OBJECT_TYPE_IDS, property_string
 
 from . import hubspot_search as search
 from .state import (

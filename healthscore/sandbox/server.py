@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from healthscore.crm import CrmSnapshot
+from healthscore.core.crm import CrmSnapshot
 
 from .app import DROPPED, SandboxApp, create_app
 from .limits import Limits

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthscore.crm import OBJECT_TYPE_IDS, CrmSnapshot
+from healthscore.core.crm import OBJECT_TYPE_IDS, CrmSnapshot
 
 from .timefmt import hubspot_iso, parse_moment, utc_now
 

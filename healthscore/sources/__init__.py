@@ -5,23 +5,17 @@ Every source returns a `CrmSnapshot`; nothing downstream knows which one ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from healthscore.crm import CrmSnapshot, SnapshotError
-from healthscore.playbook import Playbook
-
-Progress = Callable[[str, int, int | None], None]
-"""progress(what, done, total): called as pages arrive, for the CLI's progress bar."""
+from healthscore.core.crm import CrmSnapshot, SnapshotError
+from healthscore.core.playbook import Playbook
+from healthscore.errors import SourceError
+from healthscore.integrations import Progress
 
 SOURCE_HELP = (
     "file:PATH.json (a CRM snapshot), csv:PATH (a row per account), "
     "sandbox (the local HubSpot sandbox) or hubspot (HUBSPOT_ACCESS_TOKEN)"
 )
-
-
-class SourceError(ValueError):
-    """A source that cannot be read: bad spec, missing file, unreachable CRM."""
 
 
 def load_snapshot(
@@ -47,7 +41,7 @@ def load_snapshot(
             raise SourceError("csv: needs a path, e.g. --source csv:customers.csv")
         return load_csv(Path(argument), object_type=playbook.object, id_column=id_column)
     if kind in ("hubspot", "sandbox") and not argument:
-        from healthscore.sources.hubspot import pull_snapshot
+        from healthscore.integrations.hubspot.pull import pull_snapshot
 
         return pull_snapshot(playbook, sandbox=kind == "sandbox", progress=progress)
     raise SourceError(f"unknown source {spec!r}; use {SOURCE_HELP}")

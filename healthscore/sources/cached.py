@@ -14,13 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from healthscore.crm import CrmSnapshot
+from healthscore.core.crm import CrmSnapshot
+from healthscore.core.playbook import Playbook
 from healthscore.history.cache import source_cache_key
 from healthscore.history.store import CacheEntry
-from healthscore.hubspot_client import HubSpotConnection, connect
-from healthscore.playbook import Playbook
+from healthscore.integrations.hubspot.client import HubSpotConnection, connect
+from healthscore.integrations.hubspot.writeback import writeback_properties
 from healthscore.sources import Progress, SourceError, load_snapshot
-from healthscore.writeback import writeback_properties
 
 API_SOURCES = ("hubspot", "sandbox")
 
@@ -70,7 +70,7 @@ def pull(
     if not is_api_source(source):
         snapshot = load_snapshot(source, playbook, progress=progress)
         return PulledCrm(snapshot, datetime.now(UTC), incremental=False, calls=0)
-    from healthscore.sources import hubspot
+    from healthscore.integrations.hubspot import pull as hubspot
 
     connection = connect_source(source, token)
     key = cache_key(source, connection, playbook)

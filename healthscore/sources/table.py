@@ -17,7 +17,7 @@ import difflib
 from pathlib import Path
 from typing import TextIO
 
-from healthscore.crm import CrmRecord, CrmSnapshot
+from healthscore.core.crm import CrmRecord, CrmSnapshot
 from healthscore.sources import SourceError
 
 DEFAULT_ID_COLUMNS = ("id", "hs_object_id", "customerID")

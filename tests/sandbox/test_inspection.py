@@ -8,7 +8,7 @@ from typing import Any
 
 from hubspot import HubSpot
 
-from healthscore.crm import CrmSnapshot
+from healthscore.core.crm import CrmSnapshot
 from healthscore.sandbox import SandboxUrls, running_sandbox
 
 

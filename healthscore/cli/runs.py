@@ -1,0 +1,156 @@
+"""`healthscore run` and `healthscore history`: the stored side of the CLI.
+
+Registered on the shared typer app (`cli/_util.py`) by importing this module.
+Prefect is imported inside `run` only:
+`healthscore --help` must stay fast, and `history` never needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from healthscore.cli._util import (
+    AsOfOption,
+    DbOption,
+    PlaybookOption,
+    SourceOption,
+    app,
+    as_of_or_fail,
+    fail,
+    out,
+    playbook_name,
+    run_errors,
+    safe_url,
+    user_errors,
+)
+from healthscore.core.playbook import load_playbook
+from healthscore.core.symbols import TREND_ARROWS, chip
+
+STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+@app.command()
+def run(
+    playbook: PlaybookOption,
+    source: SourceOption,
+    db: DbOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Score, compare and report; store and write nothing.")
+    ] = False,
+    as_of: AsOfOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run the whole flow once, as a Prefect flow run: pull, score, store, write back, report."""
+    moment = as_of_or_fail(as_of)
+    with user_errors():
+        load_playbook(playbook)  # a bad playbook fails here, before Prefect starts
+    from healthscore.history import default_db_url
+
+    url = db or default_db_url()
+    # A first start of Prefect's temporary server migrates its database: slow on small VMs.
+    os.environ.setdefault(STARTUP_TIMEOUT_ENV, "180")
+    from flows.score_accounts import score_accounts
+
+    with user_errors(), run_errors():
+        summary = score_accounts(
+            playbook_path=str(playbook),
+            source=source,
+            as_of=moment.isoformat(),
+            dry_run=dry_run,
+            db_url=url,
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        return
+    print_run_summary(summary, url)
+
+
+def print_run_summary(summary: dict[str, Any], url: str) -> None:
+    counts = ", ".join(f"{label}: {n}" for label, n in summary["counts"].items())
+    head = "dry run — " if summary["dry_run"] else ""
+    out.print(
+        f"{head}{summary['playbook']}: {summary['accounts']} accounts as of "
+        f"{summary['as_of']} — {counts}",
+        markup=False,
+    )
+    trends = ", ".join(f"{TREND_ARROWS[k]} {v}" for k, v in summary["trends"].items())
+    out.print(f"trends: {trends}", markup=False)
+    for change in summary["changes"]:
+        out.print(
+            f"  {change['name']} ({change['id']}): {change['before']} → {change['after']} "
+            f"({change['score']:g})",
+            markup=False,
+        )
+    for mover in summary["movers"][:5]:
+        out.print(
+            f"  {TREND_ARROWS[mover['trend']]} {mover['name']} ({mover['id']}): "
+            f"{mover['previous']:g} → {mover['score']:g} ({mover['delta']:+g})",
+            markup=False,
+        )
+    pull = "incremental" if summary["pull_incremental"] else "full"
+    out.print(f"pull: {pull}, {summary['pull_calls']} API calls", markup=False)
+    if summary["writeback_skipped"]:
+        out.print(f"write-back: skipped ({summary['writeback_skipped']})", markup=False)
+    else:
+        out.print(
+            f"write-back: {summary['written_values']} values on "
+            f"{summary['written_records']} records",
+            markup=False,
+        )
+    if summary["run_id"] is not None:
+        out.print(f"stored as run {summary['run_id']} in {safe_url(url)}", markup=False)
+
+
+@app.command()
+def history(
+    account_id: Annotated[str, typer.Argument(help="The account's CRM id.", show_default=False)],
+    playbook: Annotated[
+        str | None,
+        typer.Option(
+            "--playbook", "-p", help="Playbook name (or its YAML file); default: every playbook."
+        ),
+    ] = None,
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N scores.")] = 20,
+) -> None:
+    """An account's stored scores, newest first, with trend arrows and status chips."""
+    from healthscore.history import default_db_url, open_store, store_exists
+
+    url = db or default_db_url()
+    name = playbook_name(playbook)
+    if not store_exists(url):
+        fail(f"no history database at {safe_url(url)}; `healthscore run` creates it")
+    with run_errors(), open_store(url) as store:
+        entries = store.account_history(account_id, name, limit)
+    if not entries:
+        which = f" for playbook {name!r}" if name else ""
+        fail(f"no stored scores for account {account_id!r}{which} in {safe_url(url)}")
+    table = Table(title=f"{entries[0].name} (id {account_id})", title_justify="left")
+    table.add_column("as of")
+    if name is None:
+        table.add_column("playbook")
+    table.add_column("score", justify="right")
+    table.add_column("Δ", justify="right")
+    table.add_column("trend")
+    table.add_column("status")
+    for e in entries:
+        status = f"{chip(e.color)} {e.status}"
+        if e.previous_status and e.previous_status != e.status:
+            status += f" (was {e.previous_status})"
+        cells = [e.as_of.strftime("%Y-%m-%d %H:%M")]
+        if name is None:
+            cells.append(e.playbook)
+        cells += [
+            f"{e.score:g}",
+            "" if e.delta is None else f"{e.delta:+g}",
+            f"{TREND_ARROWS.get(e.trend, '')} {e.trend}",
+            status,
+        ]
+        table.add_row(*cells)
+    out.print(table)

@@ -1,0 +1,275 @@
+"""`healthscore validate`, `schema`, `score`, `explain` and `sample`.
+
+Playbooks and files only: these commands store nothing and send nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from healthscore.cli._util import (
+    AsOfOption,
+    OutputFormat,
+    PlaybookOption,
+    SourceOption,
+    _progress_printer,
+    app,
+    as_of_or_fail,
+    err,
+    fail,
+    out,
+    user_errors,
+)
+from healthscore.core.playbook import Playbook, PlaybookError, load_playbook
+from healthscore.core.schema import PLAYBOOK_SCHEMA
+from healthscore.core.scoring import AccountScore, Scorer, round2
+from healthscore.core.symbols import chip
+from healthscore.sources import load_snapshot
+
+
+@app.command()
+def validate(
+    playbooks: Annotated[
+        list[Path], typer.Argument(help="Playbook YAML files.", show_default=False)
+    ],
+) -> None:
+    """Check playbooks: every problem with file:line, field path and a hint (exit 2 if any)."""
+    problems = 0
+    for path in playbooks:
+        try:
+            playbook = load_playbook(path)
+        except PlaybookError as exc:
+            problems += len(exc.issues)
+            for issue in exc.issues:
+                err.print(str(issue), markup=False)
+            continue
+        rules = sum(len(g.rules) for g in playbook.groups)
+        out.print(
+            f"{path}: valid — {playbook.name!r}, {len(playbook.groups)} groups, {rules} rules, "
+            f"{len(playbook.actions)} actions, combine: {playbook.combine}",
+            markup=False,
+        )
+    if problems:
+        err.print(f"{problems} problem{'s' if problems != 1 else ''} found.", markup=False)
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the playbook JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
+    text = json.dumps(PLAYBOOK_SCHEMA, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}", markup=False)
+
+
+# ---------------------------------------------------------------- score / explain
+
+
+def load_inputs(playbook_path: Path, source: str) -> tuple[Playbook, Any]:
+    with user_errors():
+        playbook = load_playbook(playbook_path)
+        snapshot = load_snapshot(source, playbook, progress=_progress_printer())
+    return playbook, snapshot
+
+
+@app.command()
+def score(
+    playbook: PlaybookOption,
+    source: SourceOption,
+    as_of: AsOfOption = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table, json or csv.")
+    ] = OutputFormat.table,
+) -> None:
+    """Score every in-segment account and print it; stores nothing, sends nothing."""
+    moment = as_of_or_fail(as_of)
+    book, snapshot = load_inputs(playbook, source)
+    scores = Scorer(book).score_snapshot(snapshot, moment)
+    if output_format is OutputFormat.json:
+        sys.stdout.write(
+            json.dumps([s.to_json() for s in scores], indent=2, ensure_ascii=False) + "\n"
+        )
+    elif output_format is OutputFormat.csv:
+        sys.stdout.write(scores_csv(book, scores))
+    else:
+        print_score_table(book, scores, snapshot.owner_by_id())
+
+
+def scores_csv(book: Playbook, scores: list[AccountScore]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    groups = [g.name for g in book.groups]
+    writer.writerow(["id", "name", "owner_id", "score", "status", *groups])
+    for s in scores:
+        points = s.group_points()
+        writer.writerow(
+            [
+                s.id,
+                s.name,
+                s.owner_id or "",
+                round2(s.score),
+                s.status,
+                *(points[g] for g in groups),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def print_score_table(book: Playbook, scores: list[AccountScore], owners: dict[str, Any]) -> None:
+    table = Table(title=f"{book.name} — {len(scores)} accounts", show_lines=False)
+    table.add_column("id", style="dim")
+    table.add_column("account")
+    table.add_column("owner")
+    table.add_column("score", justify="right")
+    table.add_column("status")
+    for group in book.groups:
+        table.add_column(group.name, justify="right")
+    for s in sorted(scores, key=lambda s: s.score):
+        owner = owners.get(s.owner_id or "")
+        table.add_row(
+            s.id,
+            s.name,
+            owner.display_name if owner else (s.owner_id or "—"),
+            f"{round2(s.score):g}",
+            f"{chip(s.color)} {s.status}",
+            *(f"{p:g}" for p in s.group_points().values()),
+        )
+    out.print(table)
+    counts: dict[str, int] = {}
+    for s in scores:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    summary = ", ".join(
+        f"{chip(t.color)} {t.label}: {counts.get(t.label, 0)}" for t in book.thresholds
+    )
+    out.print(summary, markup=False)
+
+
+@app.command()
+def explain(
+    account_id: Annotated[str, typer.Argument(help="The account's CRM id.", show_default=False)],
+    playbook: PlaybookOption,
+    source: SourceOption,
+    as_of: AsOfOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Show how one account is scored: every rule, what it saw, and its points."""
+    moment = as_of_or_fail(as_of)
+    book, snapshot = load_inputs(playbook, source)
+    record = next((r for r in snapshot.records(book.object) if r.id == account_id), None)
+    if record is None:
+        fail(f"no {book.object} record with id {account_id!r} in {source}")
+    in_segment, result = Scorer(book).explain(record, snapshot, moment)
+    if as_json:
+        payload = {**result.to_json(), "in_segment": in_segment, "as_of": moment.isoformat()}
+        payload["breakdown"] = [
+            {
+                "group": g.name,
+                "points": round2(g.points),
+                "raw": round2(g.raw),
+                "rules": [
+                    {"name": r.name, "kind": r.kind, "points": round2(r.points), "inputs": r.inputs}
+                    for r in g.rules
+                ],
+            }
+            for g in result.groups
+        ]
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+        return
+    print_explanation(book, result, in_segment, moment)
+
+
+def print_explanation(
+    book: Playbook, result: AccountScore, in_segment: bool, moment: datetime
+) -> None:
+    out.print(
+        f"{result.name} (id {result.id}) — playbook {book.name!r}, as of {moment.isoformat()}",
+        markup=False,
+    )
+    if not in_segment:
+        segment = " and ".join(c.describe() for c in book.segment)
+        out.print(f"⚠ not in the segment ({segment}): `score` leaves it out.", markup=False)
+    for name, _ in book.derived:
+        out.print(f"derived {name} = {result.properties.get(name)}", markup=False)
+    for definition, group in zip(book.groups, result.groups, strict=True):
+        table = Table(title=f"{group.name}: {round2(group.points):g} points", title_justify="left")
+        longest = max(len(r.name) for r in group.rules)
+        table.add_column("rule", min_width=min(longest, 48))  # names stay whole; inputs wrap
+        table.add_column("saw", overflow="fold")
+        table.add_column("points", justify="right")
+        if definition.start:
+            table.add_row("start", "", f"{definition.start:g}")
+        for rule in group.rules:
+            table.add_row(rule.name, _describe_inputs(rule.inputs), f"{round2(rule.points):g}")
+        if group.points != group.raw:
+            bound = "max_points" if group.points < group.raw else "min_points"
+            table.add_row(
+                f"clamped by {bound}", f"raw {round2(group.raw):g}", f"{round2(group.points):g}"
+            )
+        out.print(table)
+    out.print(
+        f"score {round2(result.score):g} → {chip(result.color)} {result.status}", markup=False
+    )
+
+
+def _describe_inputs(inputs: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    for key, value in inputs.items():
+        if key == "occurrences":
+            parts.extend(
+                f"  {o['id']}: {o['age_days']:g} days old"
+                + (f" → {round2(o['points']):g}" if "points" in o else "")
+                for o in value[:10]
+            )
+            if len(value) > 10:
+                parts.append(f"  … {len(value) - 10} more")
+        elif key == "values":
+            parts.extend(
+                f"  {v['id']}: " + ", ".join(f"{k}={v[k]!r}" for k in v if k != "id")
+                for v in value[:10]
+            )
+        else:
+            parts.append(f"{key} = {value!r}" if value is not None else f"{key} unknown")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- sample data
+
+
+@app.command()
+def sample(
+    output: Annotated[
+        Path, typer.Option("--out", "-o", help="Snapshot JSON to write.", show_default=False)
+    ],
+    accounts: Annotated[
+        int, typer.Option("--accounts", "-n", min=1, help="Number of companies.")
+    ] = 500,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same file.")] = 7,
+    as_of: AsOfOption = None,
+) -> None:
+    """Generate a realistic CRM snapshot (companies, CSMs, contacts with NPS, events)."""
+    from healthscore.demo.sample import generate_snapshot
+
+    moment = as_of_or_fail(as_of) if as_of else None
+    snapshot = generate_snapshot(accounts, seed=seed, as_of=moment)
+    temporary = output.with_name(output.name + ".tmp")
+    temporary.write_text(json.dumps(snapshot, ensure_ascii=False), encoding="utf-8")
+    temporary.replace(output)
+    counts = ", ".join(f"{len(v)} {k}" for k, v in snapshot.items())
+    out.print(f"wrote {output}: {counts}", markup=False)

@@ -1,0 +1,253 @@
+"""The playbook format as a JSON Schema: one definition, two uses.
+
+`healthscore validate` walks this schema (with `playbook.py`'s semantic checks
+on top) to point at the exact line of a mistake, and `healthscore schema`
+publishes it so editors (yaml-language-server) autocomplete playbooks. Every
+field has a description because CS ops read them as tooltips.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from healthscore.core.conditions import OPERATORS
+
+SCHEMA_URL = "https://healthscore.dev/schema/playbook.schema.json"
+
+STATUS_COLORS = ["green", "yellow", "red", "orange", "blue", "gray"]
+EVENT_TYPES_HINT = "meetings, calls, emails, notes, tasks, tickets, deals, or any associated object"
+ACTION_KINDS = ["slack", "jira", "hubspot_list", "hubspot_task"]
+TRIGGERS = {
+    "status_changed_to": "fires when the status becomes this label (the first score included)",
+    "status_changed_from": "fires when the status leaves this label",
+    "score_dropped_by": "fires when the score fell by at least N points within `within_days`",
+    "score_rose_by": "fires when the score rose by at least N points within `within_days`",
+    "score_at_least": "level: holds while the score is at least N",
+    "score_below": "level: holds while the score is below N",
+    "status_is": "level: holds while the status is this label",
+}
+
+_number = {"type": "number"}
+_text = {"type": "string"}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    schema.update(extra)
+    return schema
+
+
+CONDITION = _obj(
+    {
+        "property": {"type": "string", "description": "CRM property name (internal name)."},
+        "op": {
+            "enum": list(OPERATORS),
+            "description": "; ".join(f"{k}: {v}" for k, v in OPERATORS.items()),
+        },
+        "value": {
+            "description": "Compared value: a list for in/not_in, [lo, hi] for between, "
+            "a number of days for date operators, none for known/unknown."
+        },
+    },
+    ["property", "op"],
+    description="A condition on one property.",
+)
+CONDITIONS = {"type": "array", "items": {"$ref": "#/$defs/condition"}}
+
+DECAY = _obj(
+    {
+        "percent": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 100,
+            "description": "Percent lost per step.",
+        },
+        "every_days": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Length of a step in days.",
+        },
+    },
+    ["percent", "every_days"],
+    description="Older occurrences count less: P * (1 - percent/100) ** floor(age / every_days).",
+)
+
+BAND = _obj(
+    {
+        "exactly": {"type": "integer", "minimum": 0},
+        "between": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0},
+            "minItems": 2,
+            "maxItems": 2,
+        },
+        "at_least": {"type": "integer", "minimum": 0},
+        "points": _number,
+    },
+    ["points"],
+    description="A count band: exactly n, between [a, b] (inclusive) or at_least n.",
+)
+
+RULE = _obj(
+    {
+        "name": {"type": "string", "description": "Shown in reports; default from the rule."},
+        "description": _text,
+        "when": {**CONDITIONS, "description": "Conditions (AND) for a property rule."},
+        "points": {"type": "number", "description": "Points given (may be negative)."},
+        "property": {"type": "string", "description": "Property of a value map or scale."},
+        "points_each": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "description": "Points per value (case-insensitive); no match gives 0.",
+        },
+        "scale": _obj(
+            {
+                "from": {"type": "array", "items": _number, "minItems": 2, "maxItems": 2},
+                "to": {"type": "array", "items": _number, "minItems": 2, "maxItems": 2},
+            },
+            ["from", "to"],
+            description="Map the value linearly from [a, b] to [c, d], clamped.",
+        ),
+        "event": {"type": "string", "description": f"Event object type: {EVENT_TYPES_HINT}."},
+        "where": {**CONDITIONS, "description": "Conditions on the event's own properties."},
+        "within_days": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Only events from as-of minus N days to as-of count (default: all).",
+        },
+        "timestamp_property": {
+            "type": "string",
+            "description": "Event time property (default hs_timestamp, else createdate).",
+        },
+        "limit": {"type": "number", "minimum": 0, "description": "Cap on |total| (after decay)."},
+        "decay": {"$ref": "#/$defs/decay"},
+        "frequency": {
+            "type": "array",
+            "items": {"$ref": "#/$defs/band"},
+            "minItems": 1,
+            "description": "Bands on the count of matching events; the first that holds wins.",
+        },
+        "associated": {
+            "type": "string",
+            "description": "Associated object type whose records are scored (contacts, deals...).",
+        },
+        "aggregate": {
+            "enum": ["sum", "avg", "min", "max"],
+            "description": "How matching associated records combine (default sum).",
+        },
+    },
+    description="One rule: property (when+points), value map (property+points_each), scale "
+    "(property+scale), event (event+points or frequency), or associated records.",
+)
+
+GROUP = _obj(
+    {
+        "name": {"type": "string"},
+        "description": _text,
+        "weight": {"type": "number", "minimum": 0, "description": "Read when combine: weighted."},
+        "max_points": {"type": "number", "description": "Group cap (required when weighted)."},
+        "min_points": {"type": "number", "description": "Group floor (default: none)."},
+        "start": {"type": "number", "description": "Points before any rule (default 0)."},
+        "rules": {"type": "array", "items": {"$ref": "#/$defs/rule"}, "minItems": 1},
+    },
+    ["name", "rules"],
+)
+
+THRESHOLD = _obj(
+    {
+        "min": {"type": "number", "description": "Lowest score of this status."},
+        "label": {"type": "string"},
+        "color": {"enum": STATUS_COLORS},
+    },
+    ["min", "label"],
+)
+
+TRIGGER = _obj(
+    {
+        **{name: {"description": doc} for name, doc in TRIGGERS.items()},
+        "within_days": {"type": "number", "exclusiveMinimum": 0},
+        "every_run": {
+            "type": "boolean",
+            "description": "Level triggers fire every run, not once per entry into the state.",
+        },
+    },
+    description="Exactly one trigger: " + ", ".join(TRIGGERS),
+)
+
+ACTION = _obj(
+    {
+        "name": {"type": "string"},
+        "on": {"$ref": "#/$defs/trigger"},
+        "where": {**CONDITIONS, "description": "Extra conditions on the account's properties."},
+        "do": {"enum": ACTION_KINDS},
+        "to": {
+            "type": "string",
+            "description": "slack: `owner` (the account owner by email), a #channel or a user id.",
+        },
+        "fallback_channel": {"type": "string"},
+        "message": {"type": "string", "description": "Jinja template of the Slack text."},
+        "project": {"type": "string"},
+        "issue_type": {"type": "string"},
+        "summary": {"type": "string", "description": "Jinja template of the Jira summary."},
+        "description": {"type": "string", "description": "Jinja template of the body."},
+        "labels": {"type": "array", "items": _text},
+        "list": {"type": "string", "description": "HubSpot list name (created if missing)."},
+        "sync": {"type": "boolean", "description": "Remove accounts that no longer qualify."},
+        "subject": {"type": "string", "description": "Jinja template of the task subject."},
+        "due_in_days": {"type": "number", "minimum": 0},
+        "priority": {"enum": ["LOW", "MEDIUM", "HIGH"]},
+    },
+    ["on", "do"],
+)
+
+PLAYBOOK_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": SCHEMA_URL,
+    "title": "healthscore playbook",
+    "description": "Which accounts are scored, how points are given, how the score maps to a "
+    "status, and what happens when it changes.",
+    **_obj(
+        {
+            "name": {"type": "string", "description": "Also the HubSpot property label prefix."},
+            "description": _text,
+            "object": {"enum": ["companies", "contacts"], "description": "Scored object type."},
+            "segment": {**CONDITIONS, "description": "Only accounts matching all are scored."},
+            "derived": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Named arithmetic on properties: + - * / ( ) and numbers.",
+            },
+            "combine": {"enum": ["sum", "weighted"], "description": "sum (HubSpot) | weighted."},
+            "groups": {"type": "array", "items": {"$ref": "#/$defs/group"}, "minItems": 1},
+            "thresholds": {"type": "array", "items": {"$ref": "#/$defs/threshold"}, "minItems": 1},
+            "trend": _obj(
+                {
+                    "compare_days": {"type": "number", "minimum": 0},
+                    "flat_band": {"type": "number", "minimum": 0},
+                }
+            ),
+            "actions": {"type": "array", "items": {"$ref": "#/$defs/action"}},
+            "writeback": {
+                "type": "boolean",
+                "description": "Write score, status, trend and groups to HubSpot (default true).",
+            },
+        },
+        ["name", "groups"],
+    ),
+    "$defs": {
+        "condition": CONDITION,
+        "decay": DECAY,
+        "band": BAND,
+        "rule": RULE,
+        "group": GROUP,
+        "threshold": THRESHOLD,
+        "trigger": TRIGGER,
+        "action": ACTION,
+    },
+}

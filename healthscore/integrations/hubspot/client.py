@@ -1,0 +1,134 @@
+"""The one place that builds HubSpot clients: address, token, retries, rate limits.
+
+The source, the write-back and the actions all call HubSpot through
+`HubSpotConnection`, so the retry policy and the in-process rate limiter are
+set once. Retries go through urllib3's `Retry` inside `hubspot-api-client`; its
+defaults skip POST (search, batch reads), hence `allowed_methods=None`.
+The rate limiter keeps us under HubSpot's burst and search limits instead of
+leaning on 429s (HubSpot counts 429s against the app's reputation).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from hubspot import HubSpot
+from urllib3.util.retry import Retry
+
+from healthscore.errors import ConfigError
+
+HUBSPOT_URL = "https://api.hubapi.com"
+SANDBOX_URL = "http://127.0.0.1:8765"
+TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
+BASE_URL_ENV = "HUBSPOT_BASE_URL"
+SANDBOX_URL_ENV = "HEALTHSCORE_SANDBOX_URL"
+
+T = TypeVar("T")
+
+
+class HubSpotConfigError(ConfigError):
+    """HubSpot cannot be called: no token, or a bad address."""
+
+
+class RateLimiter:
+    """At most `calls` per `seconds`, blocking (sleeping) the caller until a slot frees.
+
+    Thread-safe, so Prefect tasks sharing a connection share the budget.
+    """
+
+    def __init__(self, calls: int, seconds: float) -> None:
+        self.calls = calls
+        self.seconds = seconds
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= self.seconds:
+                    self._sent.popleft()
+                if len(self._sent) < self.calls:
+                    self._sent.append(now)
+                    return
+                wait = self.seconds - (now - self._sent[0])
+            time.sleep(max(wait, 0.001))
+
+
+def default_retry() -> Retry:
+    return Retry(
+        total=8,
+        connect=8,
+        read=8,
+        backoff_factor=0.2,
+        backoff_max=10,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,  # retry POST too: search and batch reads are POSTs
+        raise_on_status=False,  # give the client the last answer; it raises ApiException
+        respect_retry_after_header=True,
+    )
+
+
+@dataclass
+class HubSpotConnection:
+    """A configured client plus the limiters every HubSpot call goes through."""
+
+    base_url: str
+    token: str
+    burst: RateLimiter = field(default_factory=lambda: RateLimiter(150, 10.0))
+    search: RateLimiter = field(default_factory=lambda: RateLimiter(4, 1.0))
+    retry: Retry = field(default_factory=lambda: default_retry())
+    # How far incremental pulls look back past the last pull, for clock skew between
+    # this machine and HubSpot's servers. The sandbox shares our clock: none needed.
+    clock_margin: timedelta = timedelta(minutes=5)
+    client: HubSpot = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = HubSpot(
+            access_token=self.token, host=self.base_url.rstrip("/"), retry=self.retry
+        )
+
+    def call(
+        self, function: Callable[..., T], *args: Any, search: bool = False, **kwargs: Any
+    ) -> T:
+        """Call one client method under the rate limits (search has its own, lower one)."""
+        if search:
+            self.search.acquire()
+        self.burst.acquire()
+        return function(*args, **kwargs)
+
+
+def connect(
+    sandbox: bool = False, *, base_url: str | None = None, token: str | None = None
+) -> HubSpotConnection:
+    """A connection from arguments or the environment.
+
+    HubSpot: `HUBSPOT_ACCESS_TOKEN` (a private app token) and optionally
+    `HUBSPOT_BASE_URL`. Sandbox: `HEALTHSCORE_SANDBOX_URL` (default
+    http://127.0.0.1:8765, where `healthscore sandbox` listens); any token works.
+    """
+    if sandbox:
+        url = base_url or os.environ.get(SANDBOX_URL_ENV) or SANDBOX_URL
+        return HubSpotConnection(
+            url, token or "sandbox-token", burst=RateLimiter(180, 10.0), clock_margin=timedelta(0)
+        )
+    url = base_url or os.environ.get(BASE_URL_ENV) or HUBSPOT_URL
+    token = token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise HubSpotConfigError(
+            f"no HubSpot token: set {TOKEN_ENV} to a private app or service key token "
+            "(scopes: read for every object the playbook reads, e.g. crm.objects.companies.read, "
+            "crm.objects.contacts.read, crm.objects.owners.read, tickets; for write-back "
+            "crm.objects.companies.write and crm.schemas.companies.write; lists crm.lists.write), "
+            "or store it in the Prefect Secret block `hubspot-access-token` for flows"
+        )
+    if not url.startswith(("http://", "https://")):
+        raise HubSpotConfigError(f"{BASE_URL_ENV}={url!r} is not an http(s) URL")
+    return HubSpotConnection(url, token)

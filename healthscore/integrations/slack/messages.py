@@ -1,0 +1,170 @@
+"""Slack: find where a message goes, post it tagged with its ledger key, find it again.
+
+Retries: slack_sdk's own handlers (429 with `Retry-After`, connection errors,
+5xx). Slack has no idempotency key for `chat.postMessage`, so each message
+carries its ledger key in message metadata (`event_type: healthscore_action`,
+`event_payload.ledger_key`), and a ledger row that was attempted before is
+first looked up in the channel's history (`conversations.history` with
+`include_all_metadata`): found means it was delivered, only the
+acknowledgement was lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from healthscore.errors import VendorError
+
+EVENT_TYPE = "healthscore_action"
+HISTORY_MARGIN_SECONDS = 300  # clock skew between us and Slack when bounding the history read
+
+
+class SlackActionError(VendorError):
+    """A Slack action that cannot be delivered as configured."""
+
+
+class NoSlackTarget(SlackActionError):
+    """The owner has no Slack user (or no email) and the action has no fallback channel."""
+
+
+class SlackChannelNotFound(SlackActionError):
+    """A `#channel` the bot cannot see."""
+
+
+def slack_client(base_url: str, token: str, timeout: int = 15) -> WebClient:
+    """A WebClient that honours 429 Retry-After and retries dropped connections and 5xx."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=timeout,
+        retry_handlers=[
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ConnectionErrorRetryHandler(max_retry_count=3),
+            ServerErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+class SlackSender:
+    """One run's Slack side: caches (email -> user, channel name -> id) live for one run."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self._users: dict[str, str | None] = {}
+        self._channels: dict[str, str] | None = None
+        self._dms: dict[str, str] = {}
+
+    # -- where
+
+    def user_id(self, email: str) -> str | None:
+        """The Slack user with this email (`users.lookupByEmail`), None if there is none."""
+        key = email.strip().lower()
+        if key not in self._users:
+            try:
+                response = self.client.users_lookupByEmail(email=key)
+                self._users[key] = str(response["user"]["id"])
+            except SlackApiError as exc:
+                if exc.response.get("error") != "users_not_found":
+                    raise
+                self._users[key] = None
+        return self._users[key]
+
+    def channel_id(self, name: str) -> str:
+        """A channel's id by name (`conversations.list`, read once per run)."""
+        if self._channels is None:
+            channels: dict[str, str] = {}
+            cursor = None
+            while True:
+                page = self.client.conversations_list(
+                    exclude_archived=True,
+                    limit=1000,
+                    types="public_channel,private_channel",
+                    cursor=cursor,
+                )
+                for channel in page.get("channels") or []:
+                    channels[str(channel["name"])] = str(channel["id"])
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+            self._channels = channels
+        bare = name.lstrip("#")
+        if bare in self._channels:
+            return self._channels[bare]
+        if bare in self._channels.values():  # an id was given
+            return bare
+        raise SlackChannelNotFound(f"Slack channel {name} not found (is the bot a member?)")
+
+    def dm_channel(self, user_id: str) -> str:
+        if user_id not in self._dms:
+            response = self.client.conversations_open(users=user_id)
+            self._dms[user_id] = str(response["channel"]["id"])
+        return self._dms[user_id]
+
+    def resolve(self, payload: Mapping[str, Any]) -> tuple[str, str]:
+        """(channel id, description) for a payload's `to`, with the fallback channel.
+
+        Deterministic for the same payload and workspace, which is what lets a
+        retry look for its earlier message in the same channel.
+        """
+        to = str(payload.get("to") or "owner")
+        fallback = payload.get("fallback_channel")
+        if to == "owner":
+            email = payload.get("owner_email")
+            user = self.user_id(str(email)) if email else None
+            if user is not None:
+                return self.dm_channel(user), f"DM to {email}"
+            if not fallback:
+                raise NoSlackTarget(
+                    f"owner {email or '(no email)'} has no Slack user and no fallback_channel"
+                )
+            return self.channel_id(
+                str(fallback)
+            ), f"{fallback} (owner {email or 'unknown'} not in Slack)"
+        if to[:1] in ("U", "W") and not to.startswith("#"):
+            return self.dm_channel(to), f"DM to {to}"
+        return self.channel_id(to), to
+
+    # -- what
+
+    def find_sent(self, channel: str, key: str, since: datetime) -> str | None:
+        """The ts of a message in `channel` carrying `key` in its metadata, posted after `since`."""
+        oldest = f"{since.timestamp() - HISTORY_MARGIN_SECONDS:.6f}"
+        cursor = None
+        while True:
+            page = self.client.conversations_history(
+                channel=channel,
+                oldest=oldest,
+                limit=200,
+                include_all_metadata=True,
+                cursor=cursor,
+            )
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == EVENT_TYPE and payload.get("ledger_key") == key:
+                    return str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return None
+
+    def post(self, channel: str, payload: Mapping[str, Any], key: str) -> str:
+        """Post the message; returns its ts."""
+        response = self.client.chat_postMessage(
+            channel=channel,
+            text=str(payload["text"]),
+            blocks=list(payload.get("blocks") or []),
+            metadata={"event_type": EVENT_TYPE, "event_payload": {"ledger_key": key}},
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return str(response["ts"])

@@ -1,0 +1,179 @@
+"""The report of one scoring run: counts by status, biggest movers, status changes.
+
+RevOps read it in the Prefect UI (as artifacts) and in the terminal after
+`healthscore run`; both come from the same `RunSummary`, so they never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from healthscore.core.playbook import Playbook
+from healthscore.core.symbols import TREND_ARROWS, chip
+from healthscore.core.trends import (
+    Comparison,
+    biggest_movers,
+    counts_by_status,
+    status_changes,
+)
+
+MOVERS = 10
+
+
+@dataclass
+class Mover:
+    id: str
+    name: str
+    previous: float | None
+    score: float
+    delta: float | None
+    trend: str
+    status: str
+
+
+@dataclass
+class StatusChange:
+    id: str
+    name: str
+    before: str
+    after: str
+    score: float
+
+
+@dataclass
+class RunSummary:
+    """Everything a person wants to know about a run, JSON-friendly."""
+
+    playbook: str
+    as_of: str
+    source: str
+    dry_run: bool
+    run_id: int | None
+    accounts: int
+    counts: dict[str, int]
+    trends: dict[str, int]
+    movers: list[Mover] = field(default_factory=list)
+    changes: list[StatusChange] = field(default_factory=list)
+    new_accounts: int = 0
+    pull_incremental: bool = False
+    pull_calls: int = 0
+    written_records: int = 0
+    written_values: int = 0
+    writeback_calls: int = 0
+    writeback_skipped: str | None = None
+    actions: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(
+    playbook: Playbook,
+    comparisons: Sequence[Comparison],
+    *,
+    as_of: str,
+    source: str,
+    dry_run: bool,
+    run_id: int | None,
+) -> RunSummary:
+    trends = {name: 0 for name in TREND_ARROWS}
+    for c in comparisons:
+        trends[c.trend] += 1
+    return RunSummary(
+        playbook=playbook.name,
+        as_of=as_of,
+        source=source,
+        dry_run=dry_run,
+        run_id=run_id,
+        accounts=len(comparisons),
+        counts=counts_by_status(playbook, comparisons),
+        trends=trends,
+        movers=[
+            Mover(c.id, c.score.name, c.previous, c.rounded, c.delta, c.trend, c.status)
+            for c in biggest_movers(comparisons, MOVERS)
+        ],
+        changes=[
+            StatusChange(c.id, c.score.name, c.transition.before or "", c.status, c.rounded)
+            for c in status_changes(comparisons)
+            if c.transition is not None
+        ],
+        new_accounts=sum(1 for c in comparisons if c.previous_status is None),
+    )
+
+
+def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
+    """The run as markdown: for the Prefect UI's markdown artifact."""
+    colors = {t.label: t.color for t in playbook.thresholds}
+    title = f"# {summary.playbook}: {summary.accounts} accounts as of {summary.as_of}"
+    lines = [title, ""]
+    if summary.dry_run:
+        lines += ["_Dry run: nothing stored, nothing written to HubSpot._", ""]
+    lines += ["| status | accounts |", "|---|---:|"]
+    for label, count in summary.counts.items():
+        lines.append(f"| {chip(colors.get(label, ''))} {label} | {count} |")
+    trend_text = ", ".join(f"{TREND_ARROWS[k]} {k}: {v}" for k, v in summary.trends.items())
+    lines += ["", f"Trends: {trend_text}", ""]
+    lines += ["## Status changes", ""]
+    if summary.changes:
+        lines += ["| account | from | to | score |", "|---|---|---|---:|"]
+        lines += [
+            f"| {_cell(c.name)} ({c.id}) | {c.before} | {c.after} | {c.score:g} |"
+            for c in summary.changes
+        ]
+    else:
+        lines.append("None.")
+    lines += ["", "## Biggest movers", ""]
+    if summary.movers:
+        lines += ["| account | previous | score | delta | trend |", "|---|---:|---:|---:|---|"]
+        lines += [
+            f"| {_cell(m.name)} ({m.id}) | {_num(m.previous)} | {m.score:g} | "
+            f"{_signed(m.delta)} | {TREND_ARROWS[m.trend]} |"
+            for m in summary.movers
+        ]
+    else:
+        lines.append("No account moved.")
+    lines += [
+        "",
+        "## Run",
+        "",
+        f"- source: `{summary.source}` ("
+        + ("incremental" if summary.pull_incremental else "full")
+        + f" pull, {summary.pull_calls} API calls)",
+        f"- write-back: {summary.written_values} values on {summary.written_records} records"
+        + (f" ({summary.writeback_skipped})" if summary.writeback_skipped else ""),
+        f"- actions: {summary.actions}",
+    ]
+    if summary.run_id is not None:
+        lines.append(f"- history run id: {summary.run_id}")
+    return "\n".join(lines) + "\n"
+
+
+def table_rows(comparisons: Sequence[Comparison]) -> list[dict[str, Any]]:
+    """One row per account, lowest score first: for the Prefect UI's table artifact."""
+    return [
+        {
+            "id": c.id,
+            "account": c.score.name,
+            "score": c.rounded,
+            "status": c.status,
+            "previous": c.previous,
+            "delta": c.delta,
+            "trend": f"{c.arrow} {c.trend}",
+            "previous_status": c.previous_status or "",
+        }
+        for c in sorted(comparisons, key=lambda c: (c.rounded, c.id))
+    ]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+g}"
