@@ -5,6 +5,7 @@ One process, one port, each API at its vendor's own paths. See DESIGN.md
 """
 
 from .app import SandboxApp, create_app
+from .hubspot_scopes import load_tokens, required_scopes
 from .limits import Fault, Limits
 from .server import SandboxUrls, running_sandbox, serve
 from .state import SandboxState
@@ -16,6 +17,8 @@ __all__ = [
     "SandboxState",
     "SandboxUrls",
     "create_app",
+    "load_tokens",
+    "required_scopes",
     "running_sandbox",
     "serve",
 ]

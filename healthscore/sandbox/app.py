@@ -1,9 +1,12 @@
 """The single ASGI app serving HubSpot, Slack and Jira, plus `/_sandbox/*` inspection.
 
 `SandboxApp` is a gate in front of a Starlette router. For every vendor call it
-counts the call, checks authentication in the vendor's way, then decides a fault
-(before any handler runs, so a faulted write is never applied), then applies
-HubSpot's rate limits, and only then routes the request. A dropped connection
+counts the call, checks authentication in the vendor's way (and, with a tokens
+table, HubSpot's scopes), then decides a fault (before any handler runs, so a
+faulted write is never applied), then applies HubSpot's rate limits, and only
+then routes the request. Faults *after* a write are the one exception: the
+handler runs and changes state, then the client gets a drop or a 5xx instead of
+the answer (`Limits.set_faults_after_write`). A dropped connection
 is made by returning a value from the ASGI callable: uvicorn then closes the
 socket without writing a response, which the client sees as the server
 hanging up — exactly what a flaky proxy does.
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,7 +28,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from healthscore.core.crm import SnapshotError
 
-from . import hubspot, jira, slack
+from . import hubspot, hubspot_scopes, jira, slack
 from .limits import Fault, Limits
 from .state import SandboxState
 
@@ -40,13 +43,29 @@ FAULT_RETRY_AFTER = 1
 
 
 def vendor_of(path: str) -> str | None:
-    if path.startswith(("/crm/", "/account-info/")):
+    if path.startswith(("/crm/", "/account-info/", "/oauth/")):
         return "hubspot"
     if path.startswith("/api/"):
         return "slack"
     if path.startswith("/rest/"):
         return "jira"
     return None
+
+
+def is_write(vendor: str, method: str, path: str) -> bool:
+    """Whether a call changes vendor state: the only calls faults-after-write touch.
+
+    HubSpot: every POST/PATCH/PUT/DELETE except searches, batch reads and token
+    info; Slack: `chat.postMessage`; Jira: POST/PUT/DELETE except JQL searches.
+    """
+    path = path.rstrip("/")
+    if vendor == "hubspot":
+        if method == "POST":
+            return not (path.endswith(("/search", "/batch/read")) or path.startswith("/oauth/"))
+        return method in ("PATCH", "PUT", "DELETE")
+    if vendor == "slack":
+        return path == "/api/chat.postMessage"
+    return method in ("POST", "PUT", "DELETE") and "/search" not in path
 
 
 def _bearer(headers: Headers) -> str | None:
@@ -99,11 +118,24 @@ def _slack_body_token(body: bytes, content_type: str) -> str | None:
 class SandboxApp:
     """ASGI callable: the gate (auth, faults, limits, stats) around the vendor routes."""
 
-    def __init__(self, state: SandboxState, limits: Limits) -> None:
+    def __init__(
+        self,
+        state: SandboxState,
+        limits: Limits,
+        tokens: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.state = state
         self.limits = limits
+        # None: any non-empty token has every scope (the default, as before tokens existed).
+        self.tokens = hubspot_scopes.normalize_tokens(tokens) if tokens is not None else None
         self.router = Starlette(
-            routes=[*_inspection_routes(), *hubspot.routes(), *slack.routes(), *jira.routes()],
+            routes=[
+                *_inspection_routes(),
+                *hubspot.routes(),
+                *hubspot_scopes.routes(),
+                *slack.routes(),
+                *jira.routes(),
+            ],
             exception_handlers={
                 hubspot.HubSpotError: _hubspot_error,
                 jira.JiraApiError: _jira_error,
@@ -111,6 +143,7 @@ class SandboxApp:
         )
         self.router.state.sandbox = state
         self.router.state.limits = limits
+        self.router.state.tokens = self.tokens
 
     def endpoint_name(self, scope: Scope) -> str:
         """`METHOD /path-template`, the key of the per-endpoint call counts."""
@@ -124,6 +157,62 @@ class SandboxApp:
                 found = getattr(route, "path", None)
         template = re.sub(r"\{(\w+):\w+\}", r"{\1}", found or scope["path"])
         return f"{scope['method']} {template.rstrip('/') or '/'}"
+
+    def _route_of(self, scope: Scope) -> tuple[str, dict[str, str]] | None:
+        for route in self.router.routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                template = str(getattr(route, "path", scope["path"]))
+                return template, dict(child.get("path_params", {}))
+        return None
+
+    def hubspot_refusal(self, scope: Scope, token: str) -> Response | None:
+        """401 for a token the tokens table does not know, 403 for a missing scope.
+
+        The scopes come from the one table in `hubspot_scopes` (built from the
+        `security` entries of HubSpot's OpenAPI collection).
+        """
+        if self.tokens is None or scope["path"].startswith("/oauth/"):
+            return None
+        granted = self.tokens.get(token)
+        if granted is None:
+            return hubspot.unauthorized().response()
+        found = self._route_of(scope)
+        if found is None:
+            return None
+        template, params = found
+        needed = hubspot_scopes.scopes_for(
+            scope["method"], template, params, self.state.hubspot.resolve_type
+        )
+        if needed is None or hubspot_scopes.granted(needed, granted):
+            return None
+        return hubspot_scopes.missing_scopes(needed)
+
+    async def _route(self, vendor: str, scope: Scope, receive: Receive, send: Send) -> object:
+        """Route; for a write, maybe swap the applied write's answer for a drop or a 5xx."""
+        if not is_write(vendor, scope["method"], scope["path"]):
+            await self.router(scope, receive, send)
+            return None
+        fault = self.limits.decide_fault_after_write()
+        if fault is None:
+            await self.router(scope, receive, send)
+            return None
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.router(scope, receive, hold)
+        status = next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
+        if status >= 400:  # refused, so nothing was written: the real answer goes out
+            for message in held:
+                await send(message)
+            return None
+        self.limits.record_fault_after_write(fault)
+        if fault is Fault.DROP:
+            return DROPPED
+        await _fault_response(vendor, fault)(scope, receive, send)
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> object:
         if scope["type"] != "http":
@@ -140,8 +229,12 @@ class SandboxApp:
             body = await _read_body(receive)
             receive = _replay(body)
             token = _slack_body_token(body, headers.get("content-type", ""))
-        if token is None and not (vendor == "jira" and scope["path"].endswith("/serverInfo")):
+        if token is None and not _anonymous(vendor, scope["path"]):
             await _unauthorized(vendor)(scope, receive, send)
+            return None
+        refusal = self.hubspot_refusal(scope, token or "") if vendor == "hubspot" else None
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return None
         fault = self.limits.decide_fault()
         if fault is Fault.DROP:
@@ -152,8 +245,7 @@ class SandboxApp:
             await _fault_response(vendor, fault)(scope, receive, send)
             return None
         if vendor != "hubspot":
-            await self.router(scope, receive, send)
-            return None
+            return await self._route(vendor, scope, receive, send)
         is_search = scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/search")
         verdict = self.limits.check_hubspot(token or "anonymous", search=is_search)
         if not verdict.allowed:
@@ -173,8 +265,14 @@ class SandboxApp:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        await self.router(scope, receive, send_with_headers)
-        return None
+        return await self._route(vendor, scope, receive, send_with_headers)
+
+
+def _anonymous(vendor: str, path: str) -> bool:
+    """Calls that need no credentials: Jira's serverInfo, HubSpot's token introspection."""
+    if vendor == "jira":
+        return path.endswith("/serverInfo")
+    return vendor == "hubspot" and path.startswith("/oauth/")
 
 
 def _unauthorized(vendor: str) -> Response:
@@ -272,6 +370,26 @@ async def _faults(request: Request) -> Response:
     return JSONResponse({"ok": True, "rate": _limits(request).fault_rate})
 
 
+async def _faults_after_write(request: Request) -> Response:
+    """`{"rate": p, "seed": n, "kinds": ["drop", "500", ...]}`: faults after applied writes."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+        kinds = [Fault(str(k)) for k in body["kinds"]] if body.get("kinds") else None
+        _limits(request).set_faults_after_write(
+            float(body.get("rate", 0.0)), int(body.get("seed", 0)), kinds
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
+    limits = _limits(request)
+    return JSONResponse(
+        {
+            "ok": True,
+            "rate": limits.after_write_rate,
+            "kinds": [k.value for k in limits.after_write_kinds],
+        }
+    )
+
+
 def _inspection_routes() -> list[BaseRoute]:
     return [
         Route("/_sandbox/stats", _stats, methods=["GET"]),
@@ -281,6 +399,7 @@ def _inspection_routes() -> list[BaseRoute]:
         Route("/_sandbox/hubspot/lists", _hubspot_lists, methods=["GET"]),
         Route("/_sandbox/reset", _reset, methods=["POST"]),
         Route("/_sandbox/faults", _faults, methods=["POST"]),
+        Route("/_sandbox/faults-after-write", _faults_after_write, methods=["POST"]),
     ]
 
 
@@ -293,8 +412,16 @@ def create_app(
     faults: float = 0.0,
     fault_seed: int = 0,
     slow_seconds: float = 0.5,
+    faults_after_write: float = 0.0,
+    tokens: Mapping[str, Sequence[str]] | None = None,
 ) -> SandboxApp:
-    """The ASGI app; pass `limits` to share one, or the knobs to build one."""
+    """The ASGI app; pass `limits` to share one, or the knobs to build one.
+
+    `tokens` (`{"token": ["scope", ...]}`) turns on HubSpot's scope checks: other
+    tokens get 401 and calls missing a scope 403. `faults_after_write` is the
+    probability (seeded by `fault_seed`) that an applied write answers with a
+    drop or a 5xx.
+    """
     if limits is None:
         limits = Limits(
             rate_limit=rate_limit,
@@ -302,5 +429,6 @@ def create_app(
             faults=faults,
             fault_seed=fault_seed,
             slow_seconds=slow_seconds,
+            faults_after_write=faults_after_write,
         )
-    return SandboxApp(state or SandboxState.from_seed(None), limits)
+    return SandboxApp(state or SandboxState.from_seed(None), limits, tokens)

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from healthscore.core.crm import OBJECT_TYPE_IDS, property_string
 
 from . import hubspot_search as search
+from . import hubspot_values as values
 from .state import (
     ASSOCIATION_TYPE_IDS,
     BASE_PROPERTIES,
@@ -198,9 +200,16 @@ def _flag(request: Request, name: str) -> bool:
 
 
 def _paging(request: Request, after: int | None, path: str) -> dict[str, Any]:
+    """`paging.next`, its link keeping the request's query string with `after` replaced.
+
+    HubSpot's `ForwardPaging.next.link` is the same call for the next page, so a
+    client that only follows links (dlt's HubSpot source) keeps its `limit`,
+    `properties` and `archived`.
+    """
     if after is None:
         return {}
-    link = f"{str(request.base_url).rstrip('/')}{path}?after={after}"
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
+    link = f"{str(request.base_url).rstrip('/')}{path}?{urlencode([*query, ('after', after)])}"
     return {"paging": {"next": {"after": str(after), "link": link}}}
 
 
@@ -260,28 +269,35 @@ def render(
 
 
 def _check_properties(
-    hs: HubSpotState, object_type: str, inputs: Iterable[Mapping[str, Any]]
+    hs: HubSpotState,
+    object_type: str,
+    inputs: Iterable[Mapping[str, str | None]],
+    where: Iterable[dict[str, list[str]]] | None = None,
 ) -> None:
-    """Refuse the whole call when any property is not defined, as HubSpot does."""
+    """Refuse the whole call when any value misses its definition, as HubSpot does.
+
+    The message is HubSpot's "Property values were not valid: [...]" (changelog
+    "Enhanced Validations for Non-String Properties"); `errors` adds one
+    `ErrorDetail` (Error schema of `CRM/Objects/Rollouts/424/v3/objects.json`)
+    per problem, its context naming the property and, for batches, the input
+    (`where`: `{"id": [...]}` or `{"inputIndex": [...]}`). Nothing is applied.
+    """
     defined = hs.properties.get(object_type, {})
-    problems: list[dict[str, Any]] = []
-    for props in inputs:
-        for name in props:
-            if name not in defined and not any(p["name"] == name for p in problems):
-                text = f'Property "{name}" does not exist'
-                problems.append(
-                    {
-                        "isValid": False,
-                        "message": text,
-                        "error": "PROPERTY_DOESNT_EXIST",
-                        "name": name,
-                        "localizedErrorMessage": text,
-                        "portalId": 12345678,
-                    }
-                )
+    unchecked = {name for kind, name in hs.inferred if kind == object_type}
+    places = list(where) if where is not None else []
+    problems: list[values.Problem] = []
+    for i, props in enumerate(inputs):
+        context = places[i] if i < len(places) else {}
+        problems.extend(values.check_values(defined, unchecked, props, context))
     if problems:
+        legacy: list[dict[str, Any]] = []
+        for problem in problems:
+            entry = {**problem.legacy(), "portalId": SANDBOX_PORTAL_ID}
+            if entry not in legacy:
+                legacy.append(entry)
         raise _validation(
-            "Property values were not valid: " + json.dumps(problems, separators=(",", ":"))
+            "Property values were not valid: " + json.dumps(legacy, separators=(",", ":")),
+            extra={"errors": [p.detail() for p in problems]},
         )
 
 
@@ -481,7 +497,12 @@ async def batch_create(request: Request) -> Response:
     object_type = _object_type(hs, request.path_params["objectType"])
     inputs = _batch_inputs(await _json(request))
     prepared = [_create_one(hs, object_type, entry) for entry in inputs]
-    _check_properties(hs, object_type, [props for props, _ in prepared])
+    _check_properties(
+        hs,
+        object_type,
+        [props for props, _ in prepared],
+        [{"inputIndex": [str(i)]} for i in range(len(prepared))],
+    )
     results = []
     for props, pairs in prepared:
         obj = _commit_create(hs, object_type, props, pairs)
@@ -507,7 +528,9 @@ async def batch_update(request: Request) -> Response:
             "Duplicate IDs found in batch input: "
             + ", ".join(sorted(set(i for i in ids if ids.count(i) > 1)))
         )
-    _check_properties(hs, object_type, [props for _, _, props in updates])
+    _check_properties(
+        hs, object_type, [props for _, _, props in updates], [{"id": [u[0]]} for u in updates]
+    )
     results: list[dict[str, Any]] = []
     missing: list[str] = []
     for key, id_property, props in updates:
@@ -541,8 +564,9 @@ async def search_objects(request: Request) -> Response:
             sub_category="crm.search.PAGINATION_LIMIT_EXCEEDED",
         )
     groups = body.get("filterGroups") or []
-    if len(groups) > 5 or sum(len(g.get("filters") or []) for g in groups) > 18:
-        raise _validation("Too many filterGroups or filters: at most 5 groups and 18 filters.")
+    too_much = search.limits_error(groups, body.get("query"))
+    if too_much:
+        raise _validation(too_much, sub_category="crm.search.LIMIT_EXCEEDED")
     for group in groups:
         for flt in group.get("filters") or []:
             problem = search.filter_error(flt)
@@ -750,13 +774,30 @@ async def get_property(request: Request) -> Response:
     return JSONResponse(prop)
 
 
+def _definition_error(field: str, message: str) -> HubSpotError:
+    return _validation(
+        message,
+        extra={"errors": [{"message": message, "in": field, "context": {field: [message]}}]},
+    )
+
+
 async def create_property(request: Request) -> Response:
+    """`POST /crm/v3/properties/{objectType}`: `PropertyCreate`, checked before it is stored.
+
+    Spec: HubSpot-public-api-spec-collection
+    `PublicApiSpecs/CRM/Properties/Rollouts/145899/v3/properties.json` (201 `Property`;
+    400 VALIDATION_ERROR for a bad name, type, fieldType or options; 409 when the
+    name is taken).
+    """
     hs = _hs(request)
     object_type = _object_type(hs, request.path_params["objectType"])
     body = await _json(request)
     missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
     if missing:
         raise _validation(f"Invalid input JSON: missing required fields {', '.join(missing)}")
+    problem = values.definition_problem(body, creating=True)
+    if problem:
+        raise _definition_error(*problem)
     name = str(body["name"])
     if name in hs.properties[object_type]:
         raise HubSpotError(
@@ -787,6 +828,53 @@ async def create_property(request: Request) -> Response:
             prop[key] = body[key]
     hs.properties[object_type][name] = prop
     return JSONResponse(prop, status_code=201)
+
+
+async def update_property(request: Request) -> Response:
+    """`PATCH /crm/v3/properties/{objectType}/{propertyName}`: `PropertyUpdate` merged in.
+
+    Spec: `PublicApiSpecs/CRM/Properties/Rollouts/145899/v3/properties.json` (200
+    `Property`). The merged definition must still pass the create rules; HubSpot's
+    own definitions (`readOnlyDefinition`) only take label, description and options
+    changes there, the sandbox refuses type changes to them.
+    """
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    name = request.path_params["propertyName"]
+    prop = hs.properties[object_type].get(name)
+    if prop is None or prop["archived"]:
+        raise _not_found(f"Unable to find property {name} for {object_type}")
+    body = await _json(request)
+    if not isinstance(body, Mapping):
+        raise _validation("Invalid input JSON: the property update must be an object")
+    changes = {k: v for k, v in body.items() if k in _PROPERTY_UPDATE_FIELDS}
+    if prop["modificationMetadata"]["readOnlyDefinition"] and (
+        changes.get("type", prop["type"]) != prop["type"]
+    ):
+        raise _definition_error("type", f"The type of HubSpot property {name} cannot change.")
+    merged = {**prop, **changes}
+    problem = values.definition_problem(merged, creating=False)
+    if problem:
+        raise _definition_error(*problem)
+    if merged["groupName"] not in hs.groups[object_type]:
+        raise _validation(f"Property group {merged['groupName']} does not exist for {object_type}")
+    prop.update(changes)
+    prop["updatedAt"] = hubspot_iso(utc_now())
+    return JSONResponse(prop)
+
+
+_PROPERTY_UPDATE_FIELDS = (
+    "label",
+    "type",
+    "fieldType",
+    "description",
+    "groupName",
+    "options",
+    "displayOrder",
+    "hidden",
+    "formField",
+    "calculationFormula",
+)
 
 
 async def list_groups(request: Request) -> Response:
@@ -850,11 +938,7 @@ async def create_list(request: Request) -> Response:
         raise _validation(f"Invalid processingType: {processing}")
     if hs.resolve_type(object_type_id) is None:
         raise _validation(f"Unable to infer object type from: {object_type_id}")
-    if any(lst.name.lower() == str(name).lower() for lst in hs.lists.values()):
-        raise _validation(
-            f"A list named '{name}' already exists.",
-            sub_category="ILS.LIST_NAME_ALREADY_EXISTS",
-        )
+    _check_list_name(hs, str(name))
     now = hubspot_iso(utc_now())
     new = HsList(
         list_id=str(next(hs.next_list_id)),
@@ -866,6 +950,29 @@ async def create_list(request: Request) -> Response:
     )
     hs.lists[new.list_id] = new
     return JSONResponse({"list": new.to_json()})
+
+
+def _check_list_name(hs: HubSpotState, name: str) -> None:
+    """List names are unique across every object type (HubSpot's lists guide).
+
+    The refusal names the object type that holds the name (`context.objectTypeId`,
+    `context.listId`) so a client can say "a contacts list already has this name".
+    Spec: `PublicApiSpecs/CRM/Lists/Rollouts/144891/v3/lists.json` (`POST /crm/v3/lists`).
+    """
+    taken = next((lst for lst in hs.lists.values() if lst.name.lower() == name.lower()), None)
+    if taken is None:
+        return
+    kind = hs.resolve_type(taken.object_type_id) or taken.object_type_id
+    raise _validation(
+        f"A list named '{taken.name}' already exists (a {SINGULAR.get(kind, kind)} list, "
+        f"id {taken.list_id}). List names are unique across all object types.",
+        sub_category="ILS.LIST_NAME_ALREADY_EXISTS",
+        context={
+            "listName": [taken.name],
+            "listId": [taken.list_id],
+            "objectTypeId": [taken.object_type_id],
+        },
+    )
 
 
 async def get_list_by_name(request: Request) -> Response:
@@ -1034,6 +1141,7 @@ def routes() -> list[BaseRoute]:
         *_both(props, list_properties, ["GET"]),
         *_both(props, create_property, ["POST"]),
         Route(props + "/{propertyName}", get_property, methods=["GET"]),
+        Route(props + "/{propertyName}", update_property, methods=["PATCH"]),
         *_both("/crm/v3/lists", create_list, ["POST"]),
         Route("/crm/v3/lists/search", search_lists, methods=["POST"]),
         Route(

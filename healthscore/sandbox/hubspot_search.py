@@ -73,6 +73,43 @@ def _contains_token(stored: str, wanted: str) -> bool:
     return wanted in _tokens(stored) or wanted == stored.lower()
 
 
+# HubSpot changelog "Expanded Filtering Capabilities and Error Messaging in HubSpot's
+# Search API" (August 2024): 5 filter groups, 10 filters per group, 25 in total;
+# `query` up to 3000 characters (`PublicObjectSearchRequest.query` in
+# HubSpot-public-api-spec-collection `PublicApiSpecs/CRM/Objects/Rollouts/424/v3/objects.json`).
+MAX_FILTER_GROUPS = 5
+MAX_FILTERS_PER_GROUP = 10
+MAX_FILTERS = 25
+MAX_QUERY_LENGTH = 3000
+
+
+def limits_error(groups: list[Any], query: Any) -> str | None:
+    """What exceeds the documented search limits, in words like HubSpot's, or None."""
+    if len(groups) > MAX_FILTER_GROUPS:
+        return (
+            f"Too many filter groups: {len(groups)}. "
+            f"The maximum number of filter groups is {MAX_FILTER_GROUPS}."
+        )
+    sizes = [len(g.get("filters") or []) if isinstance(g, Mapping) else 0 for g in groups]
+    for index, size in enumerate(sizes):
+        if size > MAX_FILTERS_PER_GROUP:
+            return (
+                f"Too many filters in filter group {index}: {size}. "
+                f"The maximum number of filters per filter group is {MAX_FILTERS_PER_GROUP}."
+            )
+    if sum(sizes) > MAX_FILTERS:
+        return (
+            f"Too many filters: {sum(sizes)}. "
+            f"The maximum number of filters across all filter groups is {MAX_FILTERS}."
+        )
+    if query is not None and len(str(query)) > MAX_QUERY_LENGTH:
+        return (
+            f"The query is {len(str(query))} characters long. "
+            f"The maximum query length is {MAX_QUERY_LENGTH} characters."
+        )
+    return None
+
+
 def filter_error(flt: Mapping[str, Any]) -> str | None:
     """What is wrong with a filter, in HubSpot's words, or None."""
     operator = flt.get("operator")

@@ -31,6 +31,10 @@ class Fault(Enum):
         return int(self.value) if self.value.isdigit() else None
 
 
+# What a client may get instead of the answer to a write that was applied.
+AFTER_WRITE_KINDS = (Fault.DROP, Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE)
+
+
 @dataclass(frozen=True)
 class RateVerdict:
     """Whether a HubSpot call may proceed, and the header values to report either way."""
@@ -63,6 +67,7 @@ class Stats:
     total: int = 0
     rate_limited: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    after_write: Counter[str] = field(default_factory=Counter)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -71,6 +76,8 @@ class Stats:
             "rate_limited": self.rate_limited,
             "faults_injected": sum(self.faults.values()),
             "faults_by_kind": dict(self.faults),
+            "faults_after_write": sum(self.after_write.values()),
+            "faults_after_write_by_kind": dict(self.after_write),
         }
 
 
@@ -88,6 +95,7 @@ class Limits:
         faults: float = 0.0,
         fault_seed: int = 0,
         slow_seconds: float = 0.5,
+        faults_after_write: float = 0.0,
     ) -> None:
         self.rate_limit = rate_limit
         self.daily_limit = daily_limit
@@ -100,6 +108,7 @@ class Limits:
         self._day = time.strftime("%Y-%m-%d", time.gmtime())
         self._search: dict[str, deque[float]] = {}
         self.set_faults(faults, fault_seed)
+        self.set_faults_after_write(faults_after_write, fault_seed)
 
     def set_faults(self, rate: float, seed: int = 0, kinds: list[Fault] | None = None) -> None:
         """Change the fault rate; `kinds` narrows the draw (tests pin one kind of fault)."""
@@ -122,6 +131,37 @@ class Limits:
             if fault is Fault.RATE_LIMITED:
                 self.stats.rate_limited += 1
             return fault
+
+    def set_faults_after_write(
+        self, rate: float, seed: int = 0, kinds: list[Fault] | None = None
+    ) -> None:
+        """Change how often an applied write answers with a drop or a 5xx instead.
+
+        The draw has its own seeded generator, so turning it on leaves the
+        before-handler faults of a given seed unchanged.
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("the fault rate is a probability between 0 and 1")
+        chosen = list(kinds) if kinds else list(AFTER_WRITE_KINDS)
+        if any(k not in AFTER_WRITE_KINDS for k in chosen):
+            raise ValueError("after a write only drop, 500, 502 and 503 can be injected")
+        with self._lock:
+            self.after_write_rate = rate
+            self.after_write_kinds = chosen
+            self._after_write_rng = random.Random(seed)
+
+    def decide_fault_after_write(self) -> Fault | None:
+        """Draw for one write request; counted only when `record_fault_after_write` applies it."""
+        with self._lock:
+            if self.after_write_rate <= 0:
+                return None
+            if self._after_write_rng.random() >= self.after_write_rate:
+                return None
+            return self._after_write_rng.choice(self.after_write_kinds)
+
+    def record_fault_after_write(self, fault: Fault) -> None:
+        with self._lock:
+            self.stats.after_write[fault.value] += 1
 
     def check_hubspot(self, token: str, *, search: bool = False) -> RateVerdict:
         """Count one call against the token's windows; refuse it if any limit is spent."""

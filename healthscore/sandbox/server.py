@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +76,8 @@ def _build(
     slow_seconds: float,
     daily_limit: int,
     jira_deployment_type: str,
+    faults_after_write: float = 0.0,
+    tokens: Mapping[str, Sequence[str]] | None = None,
 ) -> SandboxApp:
     state = SandboxState.from_seed(seed, jira_deployment_type=jira_deployment_type)
     limits = Limits(
@@ -85,8 +87,9 @@ def _build(
         faults=faults,
         fault_seed=fault_seed,
         slow_seconds=slow_seconds,
+        faults_after_write=faults_after_write,
     )
-    return create_app(state, limits=limits)
+    return create_app(state, limits=limits, tokens=tokens)
 
 
 @contextmanager
@@ -101,8 +104,13 @@ def running_sandbox(
     port: int = 0,
     daily_limit: int = 1_000_000,
     jira_deployment_type: str = "Server",
+    faults_after_write: float = 0.0,
+    tokens: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[SandboxUrls]:
-    """Run the sandbox on 127.0.0.1 in a background thread for the duration of a `with`."""
+    """Run the sandbox on 127.0.0.1 in a background thread for the duration of a `with`.
+
+    `tokens` and `faults_after_write` as in `create_app`.
+    """
     app = _build(
         seed,
         rate_limit,
@@ -112,6 +120,8 @@ def running_sandbox(
         slow_seconds,
         daily_limit,
         jira_deployment_type,
+        faults_after_write,
+        tokens,
     )
     _install_log_filter()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -151,10 +161,26 @@ def serve(
     rate_limit: int = 190,
     faults: float = 0.0,
     fault_seed: int = 0,
+    faults_after_write: float = 0.0,
+    tokens: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
-    """Run in the foreground until interrupted; prints where each client should point."""
+    """Run in the foreground until interrupted; prints where each client should point.
+
+    `tokens` (e.g. from `hubspot_scopes.load_tokens(path)`) turns on scope checks.
+    """
     seed = CrmSnapshot.load(seed_path) if seed_path else None
-    app = _build(seed, rate_limit, 5, faults, fault_seed, 0.5, 1_000_000, "Server")
+    app = _build(
+        seed,
+        rate_limit,
+        5,
+        faults,
+        fault_seed,
+        0.5,
+        1_000_000,
+        "Server",
+        faults_after_write,
+        tokens,
+    )
     _install_log_filter()
     base = f"http://{host}:{port}"
     print(f"HubSpot: HubSpot(access_token='any', host='{base}')")

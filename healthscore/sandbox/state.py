@@ -317,6 +317,8 @@ class HubSpotState:
     groups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     owners: list[dict[str, Any]] = field(default_factory=list)
     lists: dict[str, HsList] = field(default_factory=dict)
+    # (object type, name) of definitions guessed from seeded values: not type-checked on writes.
+    inferred: set[tuple[str, str]] = field(default_factory=set)
     next_id: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     next_list_id: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -412,6 +414,7 @@ class HubSpotState:
                 defs[name] = property_definition(
                     object_type, name, _infer_type(value), hubspot_defined=False, created=now
                 )
+                self.inferred.add((object_type, name))
 
 
 @dataclass
