@@ -249,7 +249,7 @@ def render(
         "archived": obj.archived,
     }
     if obj.archived:
-        body["archivedAt"] = obj.archived_at or obj.updated_at
+        body["archivedAt"] = obj.archived_at
     if associations:
         assoc: dict[str, Any] = {}
         for name in associations:
