@@ -1,14 +1,17 @@
 """HubSpot CRM API v3/v4 at HubSpot's own paths, shapes, limits and errors.
 
 Enough of the CRM for `hubspot-api-client` to run unpatched: objects (list,
-get, create, update, archive, batch read/create/update, search), associations
-v4 batch read and create, owners, properties and property groups, and lists v3
-with manual memberships.
+get, create, update, archive, batch read/create/update/archive, search, merge),
+associations v4 (batch read/create/archive, per record read/create/delete, labels),
+owners, properties and property groups, lists v3 with manual memberships, and
+custom object schemas. Specs: HubSpot/HubSpot-public-api-spec-collection,
+PublicApiSpecs/CRM/*/Rollouts/*/v3|v4/*.json.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -26,6 +29,7 @@ from .state import (
     ASSOCIATION_TYPE_IDS,
     BASE_PROPERTIES,
     DEFAULT_RETURNED,
+    PORTAL_ID,
     SINGULAR,
     HsList,
     HsObject,
@@ -45,6 +49,8 @@ ASSOCIATION_BATCH_LIMIT = 1_000
 ASSOCIATION_PAGE = 500
 OWNERS_LIMIT = 500
 MEMBERSHIPS_LIMIT = 250
+# HubSpot's documented path and the one hubspot-api-client calls.
+SCHEMA_BASES = ("/crm/v3/schemas", "/crm-object-schemas/v3/schemas")
 
 
 class HubSpotError(Exception):
@@ -252,7 +258,7 @@ def render(
         "archived": obj.archived,
     }
     if obj.archived:
-        body["archivedAt"] = obj.updated_at
+        body["archivedAt"] = obj.archived_at
     if associations:
         assoc: dict[str, Any] = {}
         for name in associations:
@@ -317,7 +323,7 @@ def _writable(props: Mapping[str, str | None]) -> dict[str, str | None]:
 def _find(hs: HubSpotState, object_type: str, key: str, id_property: str | None) -> HsObject | None:
     objects = hs.objects.get(object_type, {})
     if not id_property or id_property == "hs_object_id":
-        return objects.get(str(key))
+        return objects.get(hs.canonical_id(object_type, str(key)))
     return next((o for o in objects.values() if o.properties.get(id_property) == str(key)), None)
 
 
@@ -460,12 +466,17 @@ async def update_object(request: Request) -> Response:
 
 
 async def archive_object(request: Request) -> Response:
+    """`DELETE /crm/v3/objects/{objectType}/{objectId}`: to the recycling bin, 204.
+
+    Spec: PublicApiSpecs/CRM/Objects/Rollouts/424/v3/objects.json. The record stays
+    readable with `archived=true`; `hs_lastmodifieddate` does not move (see
+    `HubSpotState.archive`).
+    """
     hs = _hs(request)
     object_type = _object_type(hs, request.path_params["objectType"])
     obj = hs.objects[object_type].get(request.path_params["objectId"])
-    if obj is not None and not obj.archived:
-        obj.archived = True
-        hs.touch(object_type, obj)
+    if obj is not None:
+        hs.archive(object_type, obj)
     return Response(status_code=204)
 
 
@@ -624,13 +635,21 @@ async def search_objects(request: Request) -> Response:
 # ---------------------------------------------------------------- associations v4
 
 
-def _assoc_types(from_type: str, to_type: str) -> list[dict[str, Any]]:
+def _assoc_types(
+    hs: HubSpotState, from_type: str, from_id: str, to_type: str, to_id: str
+) -> list[dict[str, Any]]:
+    """The unlabelled HUBSPOT_DEFINED type, then the USER_DEFINED labels on the pair."""
+    defs = hs.label_defs.get((from_type, to_type), {})
     return [
         {
             "category": "HUBSPOT_DEFINED",
             "typeId": association_type_id(from_type, to_type),
             "label": None,
-        }
+        },
+        *(
+            {"category": "USER_DEFINED", "typeId": type_id, "label": defs.get(type_id)}
+            for type_id in hs.labels_on(from_type, from_id, to_type, to_id)
+        ),
     ]
 
 
@@ -671,7 +690,7 @@ async def associations_batch_read(request: Request) -> Response:
             "to": [
                 {
                     "toObjectId": _object_id_json(i),
-                    "associationTypes": _assoc_types(from_type, to_type),
+                    "associationTypes": _assoc_types(hs, from_type, from_id, to_type, i),
                 }
                 for i in page
             ],
@@ -1070,12 +1089,21 @@ async def remove_members(request: Request) -> Response:
     return JSONResponse(_membership_body([], removed, missing))
 
 
+def _record_order(record_id: str) -> tuple[int, str]:
+    """Ascending record ids, numbers as numbers (the spec's order for memberships)."""
+    return (len(record_id), record_id) if record_id.isdigit() else (1_000, record_id)
+
+
 async def list_members(request: Request) -> Response:
+    """`GET /crm/v3/lists/{listId}/memberships`: by ascending `recordId`, `limit` ≤ 250.
+
+    Spec: PublicApiSpecs/CRM/Lists/Rollouts/144891/v3/lists.json (default limit 100).
+    """
     hs = _hs(request)
     lst = _list_or_404(hs, request.path_params["listId"])
     limit = _int_param(request, "limit", 100, MEMBERSHIPS_LIMIT)
     start = _offset(request.query_params.get("after"))
-    members = list(lst.members.items())
+    members = sorted(lst.members.items(), key=lambda m: _record_order(m[0]))
     page = members[start : start + limit]
     body: dict[str, Any] = {
         "results": [{"recordId": rid, "membershipTimestamp": ts} for rid, ts in page],
@@ -1086,9 +1114,383 @@ async def list_members(request: Request) -> Response:
     return JSONResponse(body)
 
 
+# ---------------------------------------------------------------- archive and merge
+
+
+async def batch_archive(request: Request) -> Response:
+    """`POST /crm/v3/objects/{objectType}/batch/archive`: `{"inputs": [{"id"}]}` -> 204.
+
+    Spec: PublicApiSpecs/CRM/Objects/Rollouts/424/v3/objects.json (BatchInputSimplePublicObjectId,
+    at most 100 inputs). Ids that do not exist or are archived already are passed over.
+    """
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    for entry in _batch_inputs(await _json(request)):
+        key = str(entry.get("id", "")) if isinstance(entry, Mapping) else ""
+        obj = hs.objects[object_type].get(key)
+        if obj is not None:
+            hs.archive(object_type, obj)
+    return Response(status_code=204)
+
+
+async def merge_objects(request: Request) -> Response:
+    """`POST /crm/v3/objects/{objectType}/merge`: `{"primaryObjectId", "objectIdToMerge"}`.
+
+    Spec: PublicApiSpecs/CRM/Companies/Rollouts/424/v3/companies.json (also contacts,
+    deals, tickets; PublicMergeInput -> SimplePublicObject, 200). What moves where:
+    `HubSpotState.merge`. Either id missing or archived: 404; the same id twice: 400.
+    """
+    hs = _hs(request)
+    object_type = _object_type(hs, request.path_params["objectType"])
+    body = await _json(request)
+    primary_id = str(body.get("primaryObjectId") or "") if isinstance(body, Mapping) else ""
+    merged_id = str(body.get("objectIdToMerge") or "") if isinstance(body, Mapping) else ""
+    if not primary_id or not merged_id:
+        raise _validation("Invalid input JSON: primaryObjectId and objectIdToMerge are required")
+    primary = _find(hs, object_type, primary_id, None)
+    merged = _find(hs, object_type, merged_id, None)
+    if primary is None or merged is None or primary.archived or merged.archived:
+        missing = merged_id if primary is not None and not primary.archived else primary_id
+        raise _not_found(f"Object {missing} of type {object_type} was not found.")
+    if primary is merged:
+        kind = SINGULAR.get(object_type, object_type)
+        raise _validation(f"Cannot merge {kind} {primary_id} into itself.")
+    hs.merge(object_type, primary, merged)
+    props = [*DEFAULT_RETURNED.get(object_type, ()), "hs_merged_object_ids"]
+    return JSONResponse(render(hs, object_type, primary, props))
+
+
+# ---------------------------------------------------------------- associations v4, per record
+
+
+def _live_object(hs: HubSpotState, object_type: str, object_id: str) -> HsObject:
+    obj = hs.objects.get(object_type, {}).get(object_id)
+    if obj is None or obj.archived:
+        raise _validation(
+            f"One or more associations are invalid: {object_type} {object_id} does not exist",
+            sub_category="crm.associations.INVALID_OBJECT_IDS",
+        )
+    return obj
+
+
+def _pair(request: Request, from_key: str) -> tuple[HubSpotState, str, str, str, str]:
+    """(state, from type, from id, to type, to id) of a per-record v4 path, both checked."""
+    hs = _hs(request)
+    params = request.path_params
+    from_type = _object_type(hs, params[from_key + "Type"])
+    to_type = _object_type(hs, params["toObjectType"])
+    from_id, to_id = str(params[from_key + "Id"]), str(params["toObjectId"])
+    _live_object(hs, from_type, from_id)
+    _live_object(hs, to_type, to_id)
+    return hs, from_type, from_id, to_type, to_id
+
+
+def _default_spec(from_type: str, from_id: str, to_type: str, to_id: str) -> dict[str, Any]:
+    return {
+        "from": {"id": from_id},
+        "to": {"id": to_id},
+        "associationSpec": {
+            "associationCategory": "HUBSPOT_DEFINED",
+            "associationTypeId": association_type_id(from_type, to_type),
+        },
+    }
+
+
+async def create_default_association(request: Request) -> Response:
+    """`PUT /crm/v4/objects/{from}/{fromId}/associations/default/{to}/{toId}`.
+
+    Spec: PublicApiSpecs/CRM/Associations/Rollouts/130902/v4/associations.json
+    (BatchResponsePublicDefaultAssociation, 200: one result per direction). Neither
+    record's `hs_lastmodifieddate` moves, as in HubSpot.
+    """
+    started = hubspot_iso(utc_now())
+    hs, from_type, from_id, to_type, to_id = _pair(request, "fromObject")
+    hs.associate(from_type, from_id, to_type, to_id)
+    results = [
+        _default_spec(from_type, from_id, to_type, to_id),
+        _default_spec(to_type, to_id, from_type, from_id),
+    ]
+    return _batch_envelope(results, started, [])
+
+
+def _check_type_id(hs: HubSpotState, from_type: str, to_type: str, spec: Any) -> int:
+    """The type id of an AssociationSpec, refused unless it belongs to the pair of types."""
+    category = spec.get("associationCategory") if isinstance(spec, Mapping) else None
+    raw = spec.get("associationTypeId") if isinstance(spec, Mapping) else None
+    type_id = raw if isinstance(raw, int) else -1
+    known = (
+        type_id == association_type_id(from_type, to_type)
+        if category == "HUBSPOT_DEFINED"
+        else type_id in hs.label_defs.get((from_type, to_type), {})
+    )
+    if not known:
+        raise _validation(
+            f"{raw} is not a valid {category} association type id from "
+            f"{SINGULAR.get(from_type, from_type)} to {SINGULAR.get(to_type, to_type)}",
+            sub_category="crm.associations.INVALID_ASSOCIATION_TYPE",
+        )
+    return type_id
+
+
+async def create_labelled_association(request: Request) -> Response:
+    """`PUT /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}/{toObjectId}`.
+
+    Body: `[{"associationCategory", "associationTypeId"}]`; answers LabelsBetweenObjectPair
+    (201) with every label now on the pair. Spec:
+    PublicApiSpecs/CRM/Associations/Rollouts/130902/v4/associations.json.
+    """
+    hs, from_type, from_id, to_type, to_id = _pair(request, "object")
+    body = await _json(request)
+    if not isinstance(body, list) or not body:
+        raise _validation("Invalid input JSON: expected a non-empty array of association specs")
+    type_ids = [_check_type_id(hs, from_type, to_type, spec) for spec in body]
+    hs.associate(from_type, from_id, to_type, to_id)
+    for type_id in type_ids:
+        if type_id in hs.label_inverse:
+            hs.add_label(from_type, from_id, to_type, to_id, type_id)
+    defs = hs.label_defs.get((from_type, to_type), {})
+    labels = [defs[t] for t in hs.labels_on(from_type, from_id, to_type, to_id)]
+    return JSONResponse(
+        {
+            "fromObjectTypeId": hs.type_id(from_type),
+            "fromObjectId": _object_id_json(from_id),
+            "toObjectTypeId": hs.type_id(to_type),
+            "toObjectId": _object_id_json(to_id),
+            "labels": labels,
+        },
+        status_code=201,
+    )
+
+
+async def delete_association(request: Request) -> Response:
+    """`DELETE /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}/{toObjectId}`.
+
+    Removes every association (labelled or not) between the two records: 204. Spec:
+    PublicApiSpecs/CRM/Associations/Rollouts/130902/v4/associations.json.
+    """
+    hs = _hs(request)
+    params = request.path_params
+    from_type = _object_type(hs, params["objectType"])
+    to_type = _object_type(hs, params["toObjectType"])
+    hs.dissociate(from_type, str(params["objectId"]), to_type, str(params["toObjectId"]))
+    return Response(status_code=204)
+
+
+async def list_record_associations(request: Request) -> Response:
+    """`GET /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}`, ≤ 500 a page.
+
+    Spec: PublicApiSpecs/CRM/Associations/Rollouts/130902/v4/associations.json
+    (CollectionResponseMultiAssociatedObjectWithLabelForwardPaging; `limit` default 500).
+    A record without associations (or archived, or unknown) gets `{"results": []}`.
+    """
+    hs = _hs(request)
+    params = request.path_params
+    from_type = _object_type(hs, params["objectType"])
+    to_type = _object_type(hs, params["toObjectType"])
+    from_id = hs.canonical_id(from_type, str(params["objectId"]))
+    limit = _int_param(request, "limit", ASSOCIATION_PAGE, ASSOCIATION_PAGE)
+    start = _offset(request.query_params.get("after"))
+    ids = hs.associated(from_type, from_id, to_type)
+    body: dict[str, Any] = {
+        "results": [
+            {
+                "toObjectId": _object_id_json(i),
+                "associationTypes": _assoc_types(hs, from_type, from_id, to_type, i),
+            }
+            for i in ids[start : start + limit]
+        ]
+    }
+    more = start + limit < len(ids)
+    path = f"/crm/v4/objects/{from_type}/{from_id}/associations/{to_type}"
+    body.update(_paging(request, start + limit if more else None, path))
+    return JSONResponse(body)
+
+
+def _input_id(value: Any) -> str:
+    return str(value.get("id", "")) if isinstance(value, Mapping) else ""
+
+
+async def associations_batch_archive(request: Request) -> Response:
+    """`POST /crm/v4/associations/{from}/{to}/batch/archive`: `{"inputs": [{"from", "to": [..]}]}`.
+
+    Removes every association of each pair, labels included: 204. Spec:
+    PublicApiSpecs/CRM/Associations/Rollouts/130902/v4/associations.json
+    (BatchInputPublicAssociationMultiArchive).
+    """
+    hs = _hs(request)
+    from_type = _object_type(hs, request.path_params["fromObjectType"])
+    to_type = _object_type(hs, request.path_params["toObjectType"])
+    for entry in _batch_inputs(await _json(request), ASSOCIATION_BATCH_LIMIT):
+        targets = entry.get("to") if isinstance(entry, Mapping) else None
+        for target in targets if isinstance(targets, list) else []:
+            hs.dissociate(from_type, _input_id(entry.get("from")), to_type, _input_id(target))
+    return Response(status_code=204)
+
+
+async def associations_batch_archive_labels(request: Request) -> Response:
+    """`POST /crm/v4/associations/{from}/{to}/batch/labels/archive`: drop given labels, 204.
+
+    Inputs `{"from", "to", "types": [AssociationSpec]}`; naming the unlabelled
+    HUBSPOT_DEFINED type removes the whole association, as the spec says. Spec:
+    PublicApiSpecs/CRM/Associations/Rollouts/130902/v4/associations.json.
+    """
+    hs = _hs(request)
+    from_type = _object_type(hs, request.path_params["fromObjectType"])
+    to_type = _object_type(hs, request.path_params["toObjectType"])
+    inputs = _batch_inputs(await _json(request), ASSOCIATION_BATCH_LIMIT)
+    work = [
+        (
+            _input_id(entry.get("from")),
+            _input_id(entry.get("to")),
+            [_check_type_id(hs, from_type, to_type, spec) for spec in entry.get("types") or []],
+        )
+        for entry in inputs
+        if isinstance(entry, Mapping)
+    ]
+    default = association_type_id(from_type, to_type)
+    for from_id, to_id, type_ids in work:
+        for type_id in type_ids:
+            if type_id == default:
+                hs.dissociate(from_type, from_id, to_type, to_id)
+            else:
+                hs.remove_label(from_type, from_id, to_type, to_id, type_id)
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- association labels
+
+
+def _label_specs(hs: HubSpotState, from_type: str, to_type: str, ids: Iterable[int]) -> list[Any]:
+    defs = hs.label_defs.get((from_type, to_type), {})
+    return [{"category": "USER_DEFINED", "typeId": i, "label": defs[i]} for i in ids]
+
+
+async def list_labels(request: Request) -> Response:
+    """`GET /crm/v4/associations/{from}/{to}/labels`: the unlabelled type, then the labels.
+
+    Spec: PublicApiSpecs/CRM/Associations Schema/Rollouts/130902/v4/associationsSchema.json
+    (CollectionResponseAssociationSpecWithLabelNoPaging; HubSpot publishes the path as
+    `/crm/associations/v4/...`, hubspot-api-client calls `/crm/v4/associations/...`).
+    """
+    hs = _hs(request)
+    from_type = _object_type(hs, request.path_params["fromObjectType"])
+    to_type = _object_type(hs, request.path_params["toObjectType"])
+    default = {
+        "category": "HUBSPOT_DEFINED",
+        "typeId": association_type_id(from_type, to_type),
+        "label": None,
+    }
+    labels = _label_specs(hs, from_type, to_type, hs.label_defs.get((from_type, to_type), {}))
+    return JSONResponse({"results": [default, *labels]})
+
+
+async def create_label(request: Request) -> Response:
+    """`POST /crm/v4/associations/{from}/{to}/labels`: `{"label", "name", "inverseLabel"?}`.
+
+    Answers the new type(s) (200): the label, and its inverse when one was given.
+    A label the pair has already: 400. Spec: PublicApiSpecs/CRM/Associations
+    Schema/Rollouts/130902/v4/associationsSchema.json (PublicAssociationDefinitionCreateRequest).
+    """
+    hs = _hs(request)
+    from_type = _object_type(hs, request.path_params["fromObjectType"])
+    to_type = _object_type(hs, request.path_params["toObjectType"])
+    body = await _json(request)
+    label = body.get("label") if isinstance(body, Mapping) else None
+    if not label or not body.get("name"):
+        raise _validation("Invalid input JSON: label and name are required")
+    if hs.label_id(from_type, to_type, str(label)) is not None:
+        raise _validation(
+            f"An association label '{label}' already exists from "
+            f"{SINGULAR.get(from_type, from_type)} to {SINGULAR.get(to_type, to_type)}."
+        )
+    inverse_label = body.get("inverseLabel")
+    type_id = hs.define_label(from_type, to_type, str(label), inverse_label and str(inverse_label))
+    results = _label_specs(hs, from_type, to_type, [type_id])
+    if inverse_label:
+        results += _label_specs(hs, to_type, from_type, [hs.label_inverse[type_id]])
+    return JSONResponse({"results": results})
+
+
+# ---------------------------------------------------------------- custom object schemas
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _schema_type(hs: HubSpotState, name: str) -> str:
+    resolved = hs.resolve_type(name)
+    if resolved is None or resolved not in hs.schemas:
+        raise _not_found(f"Unable to find object type {name}")
+    return resolved
+
+
+async def list_schemas(request: Request) -> Response:
+    """`GET /crm/v3/schemas` (and `/crm-object-schemas/v3/schemas`): every custom object type.
+
+    Spec: PublicApiSpecs/CRM/Schemas/Rollouts/145900/v3/schemas.json
+    (CollectionResponseObjectSchemaNoPaging). None is ever archived here.
+    """
+    hs = _hs(request)
+    if _flag(request, "archived"):
+        return JSONResponse({"results": []})
+    return JSONResponse({"results": [hs.schema_json(fqn) for fqn in hs.schemas]})
+
+
+async def get_schema(request: Request) -> Response:
+    """`GET /crm/v3/schemas/{objectType}`: by object type id or fully qualified name, else 404.
+
+    Spec: PublicApiSpecs/CRM/Schemas/Rollouts/145900/v3/schemas.json (ObjectSchema).
+    """
+    hs = _hs(request)
+    return JSONResponse(hs.schema_json(_schema_type(hs, request.path_params["objectType"])))
+
+
+def _check_schema_egg(hs: HubSpotState, body: Any) -> None:
+    """Refuse an ObjectSchemaEgg HubSpot would refuse: missing fields, bad names, unknown types."""
+    required = ("name", "labels", "properties", "requiredProperties", "associatedObjects")
+    if not isinstance(body, Mapping) or any(body.get(k) is None for k in required):
+        raise _validation("Invalid input JSON: " + ", ".join(required) + " are required")
+    name = str(body["name"])
+    if not _SCHEMA_NAME.match(name):
+        raise _validation(
+            f"Invalid object name '{name}': letters, digits and underscores, starting with a letter"
+        )
+    if any(s["name"] == name.lower() for s in hs.schemas.values()):
+        raise HubSpotError(
+            409,
+            f"An object type named '{name}' already exists.",
+            "OBJECT_ALREADY_EXISTS",
+            context={"name": [name]},
+        )
+    names = {str(p.get("name")) for p in body["properties"] if isinstance(p, Mapping)}
+    if len(names) != len(body["properties"]) or "None" in names:
+        raise _validation("Invalid input JSON: every property needs a name")
+    wanted = [*body["requiredProperties"], *(body.get("searchableProperties") or [])]
+    if body.get("primaryDisplayProperty"):
+        wanted.append(body["primaryDisplayProperty"])
+    unknown = sorted({str(w) for w in wanted} - names)
+    if unknown:
+        raise _validation(f"Properties {', '.join(unknown)} are not defined on the object")
+    for target in body["associatedObjects"]:
+        _object_type(hs, str(target))
+
+
+async def create_schema(request: Request) -> Response:
+    """`POST /crm/v3/schemas`: define a custom object type; 201 with its ObjectSchema.
+
+    Spec: PublicApiSpecs/CRM/Schemas/Rollouts/145900/v3/schemas.json (ObjectSchemaEgg:
+    name, labels, properties, requiredProperties, associatedObjects required). A taken
+    name: 409.
+    """
+    hs = _hs(request)
+    body = await _json(request)
+    _check_schema_egg(hs, body)
+    schema = hs.add_schema({k: v for k, v in body.items() if k != "objectTypeId"})
+    return JSONResponse(hs.schema_json(schema["fullyQualifiedName"]), status_code=201)
+
+
 # ---------------------------------------------------------------- account info
 
-SANDBOX_PORTAL_ID = 12345678
+SANDBOX_PORTAL_ID = PORTAL_ID
 
 
 async def account_details(request: Request) -> Response:
@@ -1120,6 +1522,12 @@ def routes() -> list[BaseRoute]:
     objects = "/crm/v3/objects/{objectType}"
     props = "/crm/v3/properties/{objectType}"
     assoc = "/crm/v4/associations/{fromObjectType}/{toObjectType}"
+    labels_published = "/crm/associations/v4/{fromObjectType}/{toObjectType}/labels"
+    record_assoc = (
+        "/crm/v4/objects/{fromObjectType}/{fromObjectId}/associations/default"
+        "/{toObjectType}/{toObjectId}"
+    )
+    object_assoc = "/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}"
     return [
         *_both(objects + "/batch/read", batch_read, ["POST"]),
         *_both(objects + "/batch/create", batch_create, ["POST"]),
@@ -1154,4 +1562,19 @@ def routes() -> list[BaseRoute]:
         Route("/crm/v3/lists/{listId}/memberships/remove", remove_members, methods=["PUT"]),
         Route("/crm/v3/lists/{listId}/memberships", list_members, methods=["GET"]),
         Route("/account-info/v3/details", account_details, methods=["GET"]),
+        *_both(objects + "/batch/archive", batch_archive, ["POST"]),
+        *_both(objects + "/merge", merge_objects, ["POST"]),
+        Route(assoc + "/batch/archive", associations_batch_archive, methods=["POST"]),
+        Route(assoc + "/batch/labels/archive", associations_batch_archive_labels, methods=["POST"]),
+        *_both(assoc + "/labels", list_labels, ["GET"]),
+        *_both(assoc + "/labels", create_label, ["POST"]),
+        *_both(labels_published, list_labels, ["GET"]),
+        *_both(labels_published, create_label, ["POST"]),
+        Route(record_assoc, create_default_association, methods=["PUT"]),
+        Route(object_assoc + "/{toObjectId}", create_labelled_association, methods=["PUT"]),
+        Route(object_assoc + "/{toObjectId}", delete_association, methods=["DELETE"]),
+        Route(object_assoc, list_record_associations, methods=["GET"]),
+        *[r for base in SCHEMA_BASES for r in _both(base, list_schemas, ["GET"])],
+        *[r for base in SCHEMA_BASES for r in _both(base, create_schema, ["POST"])],
+        *[Route(base + "/{objectType}", get_schema, methods=["GET"]) for base in SCHEMA_BASES],
     ]

@@ -3,6 +3,28 @@
 All handlers run on the server's single event loop and never await in the
 middle of a change, so the state needs no locks. `reset()` swaps the contents in
 place so handlers that hold a reference to a `SandboxState` see the new seed.
+
+The seed is a CRM snapshot (DESIGN.md) plus optional top-level keys that only
+the sandboxes read; every one of them may be left out:
+
+- `slack_users`, `slack_channels`, `jira_projects`: see `_seed_slack`/`_seed_jira`.
+- A record's `associations` entries are ids as before (`{"companies": ["101"]}`)
+  or, to give association labels, objects:
+  `{"companies": [{"id": "101", "labels": ["Decision maker"]}, "102"]}`. Each
+  label becomes a USER_DEFINED association type of that pair of object types
+  (and of the reverse pair, with the same label), as `POST
+  /crm/v4/associations/{from}/{to}/labels` would have made it.
+- `schemas`: custom object types, in the shape of `POST /crm-object-schemas/v3/schemas`
+  (ObjectSchemaEgg), e.g. `[{"name": "subscriptions", "labels": {"singular":
+  "Subscription", "plural": "Subscriptions"}, "properties": [{"name": "plan",
+  "type": "string"}], "associatedObjects": ["COMPANY"], "objectTypeId": "2-1234567"}]`.
+  `objectTypeId` is optional (handed out from `2-1234567` on); the fully
+  qualified name is `p{PORTAL_ID}_{name}`. Records of a custom type sit at the
+  top level under its `name`, fully qualified name, `p_{name}` or object type id,
+  like any other object type.
+- `lists`: lists v3 with their members, e.g. `[{"name": "At risk",
+  "objectTypeId": "0-2", "members": ["101", "102"]}]`; `listId` (default: handed
+  out in order) and `processingType` (default `MANUAL`) are optional.
 """
 
 from __future__ import annotations
@@ -13,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthscore.core.crm import OBJECT_TYPE_IDS, CrmSnapshot
+from healthscore.core.crm import OBJECT_TYPE_IDS, CrmSnapshot, SnapshotError
 
 from .timefmt import hubspot_iso, parse_moment, utc_now
 
@@ -30,6 +52,12 @@ SINGULAR = {
 }
 PLURAL = {v: k for k, v in SINGULAR.items()}
 TYPE_BY_ID = {v: k for k, v in OBJECT_TYPE_IDS.items()}
+
+# The portal the sandbox plays; custom objects' fully qualified names carry it.
+PORTAL_ID = 12345678
+FIRST_CUSTOM_TYPE_ID = 1234567
+# USER_DEFINED association type ids start above every HUBSPOT_DEFINED one we know.
+FIRST_LABEL_TYPE_ID = 1001
 
 # Properties every object has; HubSpot returns them whatever was asked for.
 BASE_PROPERTIES = ("createdate", "hs_lastmodifieddate", "hs_object_id")
@@ -153,6 +181,19 @@ HUBSPOT_DEFINED: dict[str, dict[str, str]] = {
         "hs_email_status": "enumeration",
     },
 }
+
+# What a property in a schema egg may set beyond name and type.
+_PROPERTY_FIELDS = (
+    "label",
+    "fieldType",
+    "description",
+    "groupName",
+    "options",
+    "displayOrder",
+    "hasUniqueValue",
+    "hidden",
+    "formField",
+)
 
 _FIELD_TYPES = {
     "string": "text",
@@ -278,6 +319,7 @@ class HsObject:
     created_at: str
     updated_at: str
     archived: bool = False
+    archived_at: str | None = None
 
 
 @dataclass
@@ -321,10 +363,35 @@ class HubSpotState:
     inferred: set[tuple[str, str]] = field(default_factory=set)
     next_id: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     next_list_id: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # USER_DEFINED association labels: (from type, to type) -> type id -> label; each
+    # type id has an inverse one for the reverse pair.
+    label_defs: dict[tuple[str, str], dict[int, str]] = field(default_factory=dict)
+    label_inverse: dict[int, int] = field(default_factory=dict)
+    # (from type, from id, to type, to id) -> the USER_DEFINED type ids on that association.
+    edge_labels: dict[tuple[str, str, str, str], list[int]] = field(default_factory=dict)
+    # Per type, merged-away record id -> the primary record it now lives on in.
+    merged_into: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Custom object types by fully qualified name, and their other spellings -> that name.
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    type_aliases: dict[str, str] = field(default_factory=dict)
+    next_label_type_id: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(FIRST_LABEL_TYPE_ID)
+    )
+    next_custom_type_id: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(FIRST_CUSTOM_TYPE_ID)
+    )
 
     def resolve_type(self, name: str) -> str | None:
-        """`companies`, `company`, `0-2` -> `companies`; None for a type nobody knows."""
+        """`companies`, `company`, `0-2` -> `companies`; None for a type nobody knows.
+
+        A custom object type answers to its object type id (`2-1234567`), its fully
+        qualified name (`p12345678_subscriptions`) and `p_subscriptions`, not to its
+        bare name: HubSpot dropped that in June 2025 (developers.hubspot.com/changelog/
+        breaking-change-removed-support-for-referencing-custom-object-types-by-base-name).
+        """
         key = name.strip().lower()
+        if key in self.type_aliases:
+            return self.type_aliases[key]
         if key in TYPE_BY_ID:
             return TYPE_BY_ID[key]
         if key in PLURAL:
@@ -374,7 +441,215 @@ class HubSpotState:
                 ids.append(b_id)
 
     def associated(self, from_type: str, from_id: str, to_type: str) -> list[str]:
-        return self.associations.get((from_type, to_type), {}).get(from_id, [])
+        """Associated ids; an archived record has none and is nobody's."""
+        if self.is_archived(from_type, from_id):
+            return []
+        ids = self.associations.get((from_type, to_type), {}).get(from_id, [])
+        return [i for i in ids if not self.is_archived(to_type, i)]
+
+    def is_archived(self, object_type: str, object_id: str) -> bool:
+        obj = self.objects.get(object_type, {}).get(object_id)
+        return obj is not None and obj.archived
+
+    def dissociate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> bool:
+        """Remove the association, labels included, both ways; False when there was none."""
+        found = False
+        for a_type, a_id, b_type, b_id in (
+            (from_type, from_id, to_type, to_id),
+            (to_type, to_id, from_type, from_id),
+        ):
+            ids = self.associations.get((a_type, b_type), {}).get(a_id, [])
+            if b_id in ids:
+                ids.remove(b_id)
+                found = True
+            self.edge_labels.pop((a_type, a_id, b_type, b_id), None)
+        return found
+
+    def label_id(self, from_type: str, to_type: str, label: str) -> int | None:
+        defs = self.label_defs.get((from_type, to_type), {})
+        return next((type_id for type_id, text in defs.items() if text == label), None)
+
+    def define_label(
+        self, from_type: str, to_type: str, label: str, inverse_label: str | None = None
+    ) -> int:
+        """The USER_DEFINED type id of `label`, made with its inverse on first use."""
+        known = self.label_id(from_type, to_type, label)
+        if known is not None:
+            return known
+        type_id, inverse = next(self.next_label_type_id), next(self.next_label_type_id)
+        self.label_defs.setdefault((from_type, to_type), {})[type_id] = label
+        self.label_defs.setdefault((to_type, from_type), {})[inverse] = inverse_label or label
+        self.label_inverse[type_id] = inverse
+        self.label_inverse[inverse] = type_id
+        return type_id
+
+    def labels_on(self, from_type: str, from_id: str, to_type: str, to_id: str) -> list[int]:
+        return self.edge_labels.get((from_type, from_id, to_type, to_id), [])
+
+    def add_label(
+        self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int
+    ) -> None:
+        """Associate (if not yet) and put a USER_DEFINED label on it, the inverse the other way."""
+        self.associate(from_type, from_id, to_type, to_id)
+        for key, label in (
+            ((from_type, from_id, to_type, to_id), type_id),
+            ((to_type, to_id, from_type, from_id), self.label_inverse[type_id]),
+        ):
+            labels = self.edge_labels.setdefault(key, [])
+            if label not in labels:
+                labels.append(label)
+
+    def remove_label(
+        self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int
+    ) -> None:
+        for key, label in (
+            ((from_type, from_id, to_type, to_id), type_id),
+            ((to_type, to_id, from_type, from_id), self.label_inverse.get(type_id)),
+        ):
+            labels = self.edge_labels.get(key, [])
+            if label in labels:
+                labels.remove(label)
+
+    def type_id(self, object_type: str) -> str:
+        """`0-2` for companies, `2-…` for a custom object type; other names stay as they are."""
+        if object_type in OBJECT_TYPE_IDS:
+            return OBJECT_TYPE_IDS[object_type]
+        schema = self.schemas.get(object_type)
+        return str(schema["objectTypeId"]) if schema else object_type
+
+    def canonical_id(self, object_type: str, object_id: str) -> str:
+        """The id a record answers to: a merged-away id leads to the primary it went into."""
+        return self.merged_into.get(object_type, {}).get(object_id, object_id)
+
+    def archive(self, object_type: str, obj: HsObject) -> None:
+        """Move a record to the recycling bin: `hs_lastmodifieddate` stays, lists drop it."""
+        if obj.archived:
+            return
+        obj.archived = True
+        obj.archived_at = hubspot_iso(utc_now())
+        self.leave_lists(object_type, obj.id)
+
+    def leave_lists(self, object_type: str, record_id: str) -> list[HsList]:
+        """Take a record out of every list of its object type; the lists it left."""
+        left = []
+        now = hubspot_iso(utc_now())
+        for lst in self.lists.values():
+            if record_id in lst.members and self.resolve_type(lst.object_type_id) == object_type:
+                del lst.members[record_id]
+                lst.version += 1
+                lst.updated_at = now
+                left.append(lst)
+        return left
+
+    def merge(self, object_type: str, primary: HsObject, merged: HsObject) -> None:
+        """Fold `merged` into `primary` as HubSpot's merge does.
+
+        The merged record's associations (labels kept) and list memberships move to
+        the primary, its id (and the ids merged into it before) join the primary's
+        `hs_merged_object_ids` (a `;` list), and the id goes on answering reads with
+        the primary. The primary is written, so its `hs_lastmodifieddate` moves; the
+        merged record is gone, not archived.
+        """
+        for (a_type, b_type), by_id in list(self.associations.items()):
+            if a_type != object_type:
+                continue
+            for to_id in list(by_id.get(merged.id, [])):
+                labels = list(self.labels_on(a_type, merged.id, b_type, to_id))
+                self.dissociate(a_type, merged.id, b_type, to_id)
+                if (b_type, to_id) == (object_type, primary.id):
+                    continue
+                self.associate(a_type, primary.id, b_type, to_id)
+                for label in labels:
+                    self.add_label(a_type, primary.id, b_type, to_id, label)
+        now = hubspot_iso(utc_now())
+        for lst in self.leave_lists(object_type, merged.id):
+            lst.members.setdefault(primary.id, now)
+        ids = [
+            *(primary.properties.get("hs_merged_object_ids") or "").split(";"),
+            merged.id,
+            *(merged.properties.get("hs_merged_object_ids") or "").split(";"),
+        ]
+        primary.properties["hs_merged_object_ids"] = ";".join(i for i in ids if i)
+        self.properties[object_type].setdefault(
+            "hs_merged_object_ids",
+            property_definition(
+                object_type,
+                "hs_merged_object_ids",
+                "enumeration",
+                hubspot_defined=True,
+                created=now,
+            ),
+        )
+        del self.objects[object_type][merged.id]
+        aliases = self.merged_into.setdefault(object_type, {})
+        for old, new in aliases.items():
+            if new == merged.id:
+                aliases[old] = primary.id
+        aliases[merged.id] = primary.id
+        self.touch(object_type, primary)
+
+    def add_schema(self, egg: Mapping[str, Any]) -> dict[str, Any]:
+        """Define a custom object type from an ObjectSchemaEgg; returns its stored schema.
+
+        The caller has checked the egg (name free, property names, associated types).
+        Shape: ObjectSchema of HubSpot/HubSpot-public-api-spec-collection,
+        PublicApiSpecs/CRM/Schemas/Rollouts/145900/v3/schemas.json.
+        """
+        name = str(egg["name"]).lower()
+        given = str(egg.get("objectTypeId") or "")
+        number = int(given.split("-", 1)[1]) if given else next(self.next_custom_type_id)
+        fqn = f"p{PORTAL_ID}_{name}"
+        now = hubspot_iso(utc_now())
+        self.ensure_type(fqn)
+        for prop in egg.get("properties") or []:
+            definition = property_definition(
+                fqn,
+                str(prop["name"]),
+                str(prop.get("type") or "string"),
+                hubspot_defined=False,
+                created=now,
+            )
+            definition.update({k: prop[k] for k in _PROPERTY_FIELDS if k in prop})
+            self.properties[fqn][str(prop["name"])] = definition
+        object_type_id = f"2-{number}"
+        associations = []
+        for target in egg.get("associatedObjects") or []:
+            to_type = self.resolve_type(str(target)) or str(target)
+            associations.append(
+                {
+                    "id": str(association_type_id(fqn, to_type)),
+                    "name": f"{name}_to_{SINGULAR.get(to_type, to_type)}",
+                    "fromObjectTypeId": object_type_id,
+                    "toObjectTypeId": self.type_id(to_type),
+                    "createdAt": now,
+                    "updatedAt": now,
+                }
+            )
+        schema: dict[str, Any] = {
+            "id": str(number),
+            "objectTypeId": object_type_id,
+            "fullyQualifiedName": fqn,
+            "name": name,
+            "labels": dict(egg.get("labels") or {}),
+            "description": egg.get("description"),
+            "primaryDisplayProperty": egg.get("primaryDisplayProperty"),
+            "secondaryDisplayProperties": list(egg.get("secondaryDisplayProperties") or []),
+            "searchableProperties": list(egg.get("searchableProperties") or []),
+            "requiredProperties": list(egg.get("requiredProperties") or []),
+            "associations": associations,
+            "metaType": "PORTAL_SPECIFIC",
+            "archived": False,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        self.schemas[fqn] = schema
+        self.type_aliases[object_type_id] = fqn
+        self.type_aliases[f"p_{name}"] = fqn
+        return schema
+
+    def schema_json(self, fqn: str) -> dict[str, Any]:
+        """A stored schema with its properties as they are now (created later ones too)."""
+        return {**self.schemas[fqn], "properties": list(self.properties[fqn].values())}
 
     def touch(self, object_type: str, obj: HsObject) -> None:
         """Stamp a write: HubSpot moves `hs_lastmodifieddate` (and contacts' twin) on every one."""
@@ -476,18 +751,103 @@ class SandboxState:
             dict(seed.to_json()) if isinstance(seed, CrmSnapshot) else dict(seed or {})
         )
         extras = {
-            k: data.pop(k) for k in ("slack_users", "slack_channels", "jira_projects") if k in data
+            k: data.pop(k)
+            for k in ("slack_users", "slack_channels", "jira_projects", "schemas", "lists")
+            if k in data
         }
+        labelled = _split_labels(data)
         snapshot = CrmSnapshot.from_json(data, origin="sandbox seed")
-        self.hubspot = _seed_hubspot(snapshot)
+        self.hubspot = _seed_hubspot(snapshot, extras.get("schemas"))
+        _seed_hubspot_extras(self.hubspot, extras.get("lists"), labelled)
         self.slack = _seed_slack(snapshot, extras.get("slack_users"), extras.get("slack_channels"))
         self.jira = _seed_jira(extras.get("jira_projects"))
 
 
-def _seed_hubspot(snapshot: CrmSnapshot) -> HubSpotState:
+# (from key, from id, to key, to id, labels) of a seed's labelled associations.
+Labelled = list[tuple[str, str, str, str, list[str]]]
+
+
+def _split_labels(data: dict[str, Any]) -> Labelled:
+    """Rewrite labelled association entries of `data` to plain ids; return the labels.
+
+    `CrmSnapshot` reads ids only, so `{"id": "101", "labels": [...]}` becomes "101"
+    for it and the labels are applied once the records exist. Records are copied,
+    never changed in place: the caller's seed stays as it was.
+    """
+    labelled: Labelled = []
+    for key, records in data.items():
+        if key == "owners" or not isinstance(records, list):
+            continue
+        data[key] = [_plain_record(key, r, labelled) for r in records]
+    return labelled
+
+
+def _plain_record(key: str, record: Any, labelled: Labelled) -> Any:
+    assoc = record.get("associations") if isinstance(record, Mapping) else None
+    if not isinstance(assoc, Mapping):
+        return record
+    plain: dict[str, Any] = {}
+    for to_key, entries in assoc.items():
+        if not isinstance(entries, list):
+            plain[to_key] = entries
+            continue
+        plain[to_key] = []
+        for entry in entries:
+            if isinstance(entry, Mapping):
+                to_id = str(entry.get("id", ""))
+                labels = [str(label) for label in entry.get("labels") or []]
+                labelled.append((key, str(record.get("id")), str(to_key), to_id, labels))
+                entry = to_id
+            plain[to_key].append(entry)
+    return {**record, "associations": plain}
+
+
+def _seed_type(hs: HubSpotState, key: str) -> str:
+    """A seed's object type key: a custom type's bare name too, unlike the API."""
+    for fqn, schema in hs.schemas.items():
+        if schema["name"] == key.lower():
+            return fqn
+    return hs.resolve_type(key) or key
+
+
+def _seed_hubspot_extras(hs: HubSpotState, lists: Any, labelled: Labelled) -> None:
+    """Association labels and lists, once `_seed_hubspot` has made the records."""
+    for from_key, from_id, to_key, to_id, labels in labelled:
+        from_type, to_type = _seed_type(hs, from_key), _seed_type(hs, to_key)
+        for label in labels:
+            type_id = hs.define_label(from_type, to_type, label)
+            hs.add_label(from_type, from_id, to_type, to_id, type_id)
+    entries = [dict(e) for e in lists or []]
+    numeric = [int(e["listId"]) for e in entries if str(e.get("listId", "")).isdigit()]
+    hs.next_list_id = itertools.count(max([*numeric, 0]) + 1)
+    now = hubspot_iso(utc_now())
+    for entry in entries:
+        if not entry.get("name") or not entry.get("objectTypeId"):
+            raise SnapshotError("sandbox seed: lists: each list needs a name and an objectTypeId")
+        new = HsList(
+            list_id=str(entry.get("listId") or next(hs.next_list_id)),
+            name=str(entry["name"]),
+            object_type_id=str(entry["objectTypeId"]),
+            processing_type=str(entry.get("processingType") or "MANUAL"),
+            created_at=now,
+            updated_at=now,
+            members={str(m): now for m in entry.get("members") or []},
+        )
+        hs.lists[new.list_id] = new
+
+
+def _seed_schemas(hs: HubSpotState, schemas: Any) -> None:
+    for i, egg in enumerate(schemas or []):
+        if not isinstance(egg, Mapping) or not egg.get("name"):
+            raise SnapshotError(f"sandbox seed: schemas[{i}]: a custom object type needs a name")
+        hs.add_schema(egg)
+
+
+def _seed_hubspot(snapshot: CrmSnapshot, schemas: Any = None) -> HubSpotState:
     hs = HubSpotState()
     for object_type in OBJECT_TYPE_IDS:
         hs.ensure_type(object_type)
+    _seed_schemas(hs, schemas)
     now = hubspot_iso(utc_now())
     for i, owner in enumerate(snapshot.owners):
         hs.owners.append(
@@ -505,15 +865,17 @@ def _seed_hubspot(snapshot: CrmSnapshot) -> HubSpotState:
         int(r.id) for records in snapshot.objects.values() for r in records if r.id.isdigit()
     ]
     hs.next_id = itertools.count(max([*numeric, 1000]) + 1)
-    for object_type, records in snapshot.objects.items():
+    for key, records in snapshot.objects.items():
+        object_type = _seed_type(hs, key)
         hs.ensure_type(object_type)
         for record in records:
             hs.define_implicit(object_type, record.properties)
             hs.create_object(object_type, record.properties, object_id=record.id)
-    for object_type, records in snapshot.objects.items():
+    for key, records in snapshot.objects.items():
+        object_type = _seed_type(hs, key)
         for record in records:
             for to_type_name, ids in record.associations.items():
-                to_type = hs.resolve_type(to_type_name) or to_type_name
+                to_type = _seed_type(hs, to_type_name)
                 hs.ensure_type(to_type)
                 for to_id in ids:
                     hs.associate(object_type, record.id, to_type, to_id)
