@@ -9,6 +9,7 @@ each command module registers its commands on it when imported here.
 # Registration order is the order of `healthscore --help`.
 # isort: off
 from healthscore.cli._util import app
+from healthscore.cli.init import init
 from healthscore.cli.score import explain, sample, schema, score, validate
 from healthscore.cli.runs import history, run
 from healthscore.cli.actions import actions
@@ -25,6 +26,7 @@ __all__ = [
     "demo",
     "explain",
     "history",
+    "init",
     "run",
     "sample",
     "sandbox",

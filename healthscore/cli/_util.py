@@ -22,12 +22,13 @@ from rich.console import Console
 from healthscore.core.crm import SnapshotError
 from healthscore.core.playbook import PlaybookError, load_playbook
 from healthscore.core.values import parse_as_of
+from healthscore.playbooks import bundled_names, find_bundled
 from healthscore.sources import SOURCE_HELP, SourceError
 
 app = typer.Typer(
     name="healthscore",
     help="Customer health scores for HubSpot, scored by a playbook YAML that CS ops edit.\n\n"
-    "Start with `healthscore demo`, then `healthscore validate playbooks/default.yaml`.",
+    "Start with `healthscore demo`, then `healthscore init` for a playbook of your own.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -42,8 +43,10 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
+PLAYBOOK_HELP = "Playbook YAML file, or a bundled one: " + ", ".join(bundled_names()) + "."
 PlaybookOption = Annotated[
-    Path, typer.Option("--playbook", "-p", help="Playbook YAML file.", show_default=False)
+    Path,
+    typer.Option("--playbook", "-p", help=PLAYBOOK_HELP, show_default=False, callback=find_bundled),
 ]
 SourceOption = Annotated[str, typer.Option("--source", "-s", help=SOURCE_HELP, show_default=False)]
 AsOfOption = Annotated[

@@ -34,9 +34,8 @@ from healthscore.cli._util import (
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook, load_playbook
 from healthscore.core.symbols import chip
+from healthscore.playbooks import SCHEMA_FILE
 from healthscore.sources import load_snapshot
-
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "data" / "playbook.schema.json"
 
 
 class CalibrateFormat(StrEnum):

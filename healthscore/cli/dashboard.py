@@ -18,8 +18,7 @@ from healthscore.cli._util import DbOption, app, err, fail, out, run_errors
 from healthscore.cli.runs import STARTUP_TIMEOUT_ENV
 from healthscore.core.playbook import PlaybookError, load_playbook
 from healthscore.core.symbols import chip
-
-DEFAULT_PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "default.yaml"
+from healthscore.playbooks import DEFAULT_PLAYBOOK
 
 PlaybookNameOption = Annotated[
     str | None,
@@ -178,7 +177,7 @@ def _print_report(result: Any, output: Path, colors: dict[str, str]) -> None:
         f"healthscore history {_example_account(result)} --db {db}",
         f"healthscore explain {_example_account(result)} -p playbooks/default.yaml "
         f"-s file:{result.crm} --as-of {last:%Y-%m-%dT%H:%MZ}",
-        "healthscore validate playbooks/default.yaml   # then copy it and make it yours",
+        "healthscore init my-health   # a starter playbook of your own (--help: templates)",
         "healthscore sandbox   # the HubSpot/Slack/Jira sandboxes, for your own runs",
     ]
     prefect_home = os.environ.get("PREFECT_HOME", "")

@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from healthscore.cli._util import (
+    PLAYBOOK_HELP,
     AsOfOption,
     OutputFormat,
     PlaybookOption,
@@ -34,13 +35,19 @@ from healthscore.core.playbook import Playbook, PlaybookError, load_playbook
 from healthscore.core.schema import PLAYBOOK_SCHEMA
 from healthscore.core.scoring import AccountScore, Scorer, round2
 from healthscore.core.symbols import chip
+from healthscore.playbooks import find_bundled
 from healthscore.sources import load_snapshot
 
 
 @app.command()
 def validate(
     playbooks: Annotated[
-        list[Path], typer.Argument(help="Playbook YAML files.", show_default=False)
+        list[Path],
+        typer.Argument(
+            help=PLAYBOOK_HELP.replace("file", "files", 1),
+            show_default=False,
+            callback=lambda paths: [find_bundled(p) for p in paths],
+        ),
     ],
 ) -> None:
     """Check playbooks: every problem with file:line, field path and a hint (exit 2 if any)."""

@@ -39,7 +39,9 @@ def load_snapshot(
 
         if not argument:
             raise SourceError("csv: needs a path, e.g. --source csv:customers.csv")
-        return load_csv(Path(argument), object_type=playbook.object, id_column=id_column)
+        from healthscore.playbooks import find_bundled
+
+        return load_csv(find_bundled(argument), object_type=playbook.object, id_column=id_column)
     if kind in ("hubspot", "sandbox") and not argument:
         from healthscore.integrations.hubspot.pull import pull_snapshot
 
