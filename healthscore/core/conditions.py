@@ -1,7 +1,7 @@
 """Conditions (`when`, `where`, `segment`) compiled once into predicates.
 
 A predicate takes a record's properties and the as-of instant (epoch seconds)
-and answers True or False, never raises. Semantics follow PLAYBOOK_SPEC.md; where
+and answers True or False, never raises. Semantics follow docs/playbook.md; where
 the spec is silent we follow HubSpot's filters: a missing (or empty) property
 satisfies only `unknown`, so `neq` and `not_in` are false on it, as HubSpot's
 "is not equal to" leaves out records with no value.

@@ -2,7 +2,7 @@
 
 The playbook is compiled once into closures (`Scorer`), then every account costs
 one pass over its own properties and associated records, so a run is linear in
-the size of the CRM. The numbers follow PLAYBOOK_SPEC.md exactly; they are what
+the size of the CRM. The numbers follow docs/playbook.md exactly; they are what
 users compare with HubSpot's health score.
 """
 

@@ -5,7 +5,7 @@ Nothing here touches a database: the history store answers a few set queries
 per-account comparisons. Keeping it pure means a dry run, a real run and a
 test with a hand-made history all compute the very same numbers.
 
-Readings of PLAYBOOK_SPEC.md that the spec leaves open, chosen here:
+Readings of docs/playbook.md that the spec leaves open, chosen here:
 
 - Scores are compared as reported, rounded to 2 decimals (`round2`), so a delta
   of exactly `flat_band` counts as a move, never 2.9999999.

@@ -8,7 +8,7 @@ firing a function of (history before T, scores at T): re-running the same as-of
 finds the same firings with the same occurrence keys, and the ledger's UNIQUE
 key turns the second run into a no-op instead of a second message.
 
-Readings of PLAYBOOK_SPEC.md chosen here:
+Readings of docs/playbook.md chosen here:
 
 - `status_changed_to: L` fires when the status is L and the previous run's was
   not (or there was no previous run: the first score is a transition from
