@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +76,15 @@ def _build(
     slow_seconds: float,
     daily_limit: int,
     jira_deployment_type: str,
+    slack_tokens: Mapping[str, Sequence[str]] | None = None,
+    slack_channel_rate: float | None = None,
 ) -> SandboxApp:
-    state = SandboxState.from_seed(seed, jira_deployment_type=jira_deployment_type)
+    state = SandboxState.from_seed(
+        seed,
+        jira_deployment_type=jira_deployment_type,
+        slack_tokens=slack_tokens,
+        slack_channel_rate=slack_channel_rate,
+    )
     limits = Limits(
         rate_limit=rate_limit,
         daily_limit=daily_limit,
@@ -101,6 +108,8 @@ def running_sandbox(
     port: int = 0,
     daily_limit: int = 1_000_000,
     jira_deployment_type: str = "Server",
+    slack_tokens: Mapping[str, Sequence[str]] | None = None,
+    slack_channel_rate: float | None = None,
 ) -> Iterator[SandboxUrls]:
     """Run the sandbox on 127.0.0.1 in a background thread for the duration of a `with`."""
     app = _build(
@@ -112,6 +121,8 @@ def running_sandbox(
         slow_seconds,
         daily_limit,
         jira_deployment_type,
+        slack_tokens,
+        slack_channel_rate,
     )
     _install_log_filter()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
