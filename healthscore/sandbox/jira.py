@@ -94,6 +94,14 @@ CLOUD_SEARCH_PAGE = 100
 DC_SEARCH_PAGE = 1000
 JQL_ID_PAGE = 5000
 CREATEMETA_PAGE = 200
+# Project permissions a doctor asks about: key -> (id, name, description), Jira's built-ins.
+PERMISSIONS = {
+    "BROWSE_PROJECTS": ("10", "Browse Projects", "Ability to browse projects and issues."),
+    "CREATE_ISSUES": ("11", "Create Issues", "Ability to create issues."),
+    "ADD_COMMENTS": ("15", "Add Comments", "Ability to comment on issues."),
+    "TRANSITION_ISSUES": ("46", "Transition Issues", "Ability to transition issues."),
+}
+NO_CREATE = "You do not have permission to create issues in this project."
 SUMMARY_MAX = 255
 TEXT_FIELD_MAX = 32_767
 COMMENT_ORDERS = ("created", "+created", "-created")
@@ -404,6 +412,34 @@ async def createmeta_issue_types(request: Request) -> Response:
     return JSONResponse({**body, "isLast": start + limit >= len(types), "values": page})
 
 
+async def my_permissions(request: Request) -> Response:
+    """`GET /mypermissions` (spec: getMyPermissions): `{"permissions": {KEY: {...,
+    "havePermission": bool}}}` for the keys in `permissions` (required on Cloud; Data
+    Center answers them all when absent); 400 for an unknown key, 404 for an unknown
+    project."""
+    keys = [k.strip() for k in request.query_params.get("permissions", "").split(",") if k.strip()]
+    if not keys and _cloud(request):
+        raise JiraApiError(400, ["The 'permissions' query parameter is required."])
+    unknown = [k for k in keys if k not in PERMISSIONS]
+    if unknown:
+        raise JiraApiError(400, [f"Permission key '{unknown[0]}' does not exist."])
+    project_ref = request.query_params.get("projectKey") or request.query_params.get("projectId")
+    project = _project_or_404(request, project_ref) if project_ref else None
+    out = {}
+    for key in keys or list(PERMISSIONS):
+        perm_id, name, description = PERMISSIONS[key]
+        have = key != "CREATE_ISSUES" or project is None or project.get("can_create", True)
+        out[key] = {
+            "id": perm_id,
+            "key": key,
+            "name": name,
+            "type": "PROJECT",
+            "description": description,
+            "havePermission": bool(have),
+        }
+    return JSONResponse({"permissions": out})
+
+
 def _field_meta(field_id: str, name: str, kind: str, required: bool) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": kind, "system": field_id}
     if kind == "array":
@@ -508,7 +544,9 @@ def _text_errors(given: Mapping[str, Any]) -> dict[str, str]:
 
 async def create_issue(request: Request) -> Response:
     """`POST /issue` (spec: createIssue): 201 `{id, key, self}`, or 400 with
-    `errors` per field (`errorMessages` empty) naming every refused field at once."""
+    `errors` per field (`errorMessages` empty) naming every refused field at once,
+    or 403 (the spec's "does not have the necessary permission") in a project seeded
+    with `"can_create": false`."""
     jira_state = _jira(request)
     body = await _json(request)
     given = body.get("fields") if isinstance(body, Mapping) else None
@@ -532,6 +570,8 @@ async def create_issue(request: Request) -> Response:
             )
     if errors or project is None or issue_type is None:
         raise JiraApiError(400, [], errors)
+    if not project.get("can_create", True):
+        raise JiraApiError(403, [NO_CREATE])
     key = project["key"]
     jira_state.project_counters[key] += 1
     now = utc_now()
@@ -775,6 +815,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route(api + "/serverInfo", server_info, methods=["GET"]),
         Route(api + "/myself", myself, methods=["GET"]),
+        Route(api + "/mypermissions", my_permissions, methods=["GET"]),
         Route(api + "/field", fields, methods=["GET"]),
         Route(api + "/project", list_projects, methods=["GET"]),
         Route(api + "/project/{key}", get_project, methods=["GET"]),

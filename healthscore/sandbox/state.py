@@ -652,6 +652,8 @@ def _seed_jira(projects: list[Any] | None) -> JiraState:
             "name": project.get("name") or key,
             # Issue type names the project offers; None: every type the sandbox knows.
             "issue_types": list(project["issue_types"]) if project.get("issue_types") else None,
+            # False: the bot may browse but not create issues (403, and mypermissions says so).
+            "can_create": bool(project.get("can_create", True)),
         }
         jira.project_counters[key] = 0
     return jira

@@ -14,7 +14,12 @@ from jira import JIRA, JIRAError
 
 from healthscore.sandbox import SandboxUrls, running_sandbox
 
-SEED = {"jira_projects": [{"key": "OPS", "name": "Operations", "issue_types": ["Bug"]}]}
+SEED = {
+    "jira_projects": [
+        {"key": "OPS", "name": "Operations", "issue_types": ["Bug"]},
+        {"key": "RO", "name": "Read only", "can_create": False},
+    ]
+}
 COMMENTS = 150
 
 
@@ -248,3 +253,32 @@ def test_createmeta_on_cloud(cloud: tuple[SandboxUrls, JIRA, str]) -> None:
     assert [f["fieldId"] for f in fields["fields"] if f["required"]] == [
         "summary", "issuetype", "project",
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- permissions
+
+
+def test_no_create_permission_is_403_and_mypermissions_says_so(
+    cloud: tuple[SandboxUrls, JIRA, str],
+) -> None:
+    _, jira, _ = cloud
+    fields = {"project": {"key": "RO"}, "issuetype": {"name": "Task"}, "summary": "s"}
+    assert _refused(jira.create_issue, fields=fields) == (
+        403,
+        {"errorMessages": ["You do not have permission to create issues in this project."],
+         "errors": {}},
+    )  # fmt: skip
+    wanted = "BROWSE_PROJECTS,CREATE_ISSUES"
+    granted = jira.my_permissions(projectKey="RO", permissions=wanted)["permissions"]
+    assert {k: v["havePermission"] for k, v in granted.items()} == {
+        "BROWSE_PROJECTS": True,
+        "CREATE_ISSUES": False,
+    }
+    assert (
+        jira.my_permissions(projectKey="CS", permissions=wanted)["permissions"]["CREATE_ISSUES"][
+            "havePermission"
+        ]
+        is True
+    )
+    assert _refused(jira.my_permissions, projectKey="CS")[0] == 400  # Cloud requires the keys
+    assert _refused(jira.my_permissions, projectKey="NOPE", permissions=wanted)[0] == 404
