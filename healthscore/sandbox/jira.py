@@ -5,6 +5,13 @@ type lookups that `create_issue` makes, issues, comments, transitions through
 a To Do -> In Progress -> Done workflow, and JQL search both the Server way
 (`/search`, startAt/total) and the Cloud way (`/search/jql`, nextPageToken).
 Errors come back as Jira's `{"errorMessages": [...], "errors": {...}}`.
+
+Sources: the Jira Cloud platform REST OpenAPI spec (Atlassian's `swagger-v3.v3.json`,
+as published at developer.atlassian.com; copy read: jarekbird/jira-api-mcp-wrapper
+`swagger-v3.v3.json`, 2025), whose v3 paths are the v2 ones with ADF bodies; Jira
+Data Center's REST reference for `/search` and `createmeta`; and the error texts
+Jira servers answer, quoted in public issue threads where the spec gives none.
+Where Cloud and Data Center differ (page caps, messages) `deploymentType` decides.
 """
 
 from __future__ import annotations
@@ -77,6 +84,29 @@ JQL_FIELDS = {
 }  # fmt: skip
 
 
+# Page caps. Cloud: comments default and cap 100 (spec: getComments `maxResults`
+# default 100), `/search` 100, `/search/jql` 5000 for id/key-only pages and 100
+# otherwise (spec: "It returns max 5000 issues"), createmeta 200 (spec `maximum`).
+# Data Center: `/search` 1000 (`jira.search.views.default.max`), comments all (5000).
+CLOUD_COMMENT_PAGE = 100
+DC_COMMENT_PAGE = 5000
+CLOUD_SEARCH_PAGE = 100
+DC_SEARCH_PAGE = 1000
+JQL_ID_PAGE = 5000
+CREATEMETA_PAGE = 200
+# Project permissions a doctor asks about: key -> (id, name, description), Jira's built-ins.
+PERMISSIONS = {
+    "BROWSE_PROJECTS": ("10", "Browse Projects", "Ability to browse projects and issues."),
+    "CREATE_ISSUES": ("11", "Create Issues", "Ability to create issues."),
+    "ADD_COMMENTS": ("15", "Add Comments", "Ability to comment on issues."),
+    "TRANSITION_ISSUES": ("46", "Transition Issues", "Ability to transition issues."),
+}
+NO_CREATE = "You do not have permission to create issues in this project."
+SUMMARY_MAX = 255
+TEXT_FIELD_MAX = 32_767
+COMMENT_ORDERS = ("created", "+created", "-created")
+
+
 class JiraApiError(Exception):
     def __init__(
         self,
@@ -118,6 +148,11 @@ def _jira(request: Request) -> JiraState:
     return state.jira
 
 
+def _cloud(request: Request) -> bool:
+    state: SandboxState = request.app.state.sandbox
+    return state.jira_deployment_type == "Cloud"
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -136,7 +171,18 @@ async def _json(request: Request) -> Any:
         raise JiraApiError(400, ["Unexpected character in the request body."]) from None
 
 
-def _project_json(request: Request, project: Mapping[str, Any], expand: str = "") -> dict[str, Any]:
+def project_issue_types(project: Mapping[str, Any]) -> list[str]:
+    """Ids of the issue types the project offers (seed `issue_types` names; default all)."""
+    names = project.get("issue_types")
+    if not names:
+        return list(ISSUE_TYPES)
+    wanted = {str(n).lower() for n in names}
+    return [i for i, t in ISSUE_TYPES.items() if t["name"].lower() in wanted]
+
+
+def _project_json(
+    request: Request, project: Mapping[str, Any], with_types: bool = False
+) -> dict[str, Any]:
     body = {
         "self": f"{_api(request)}/project/{project['id']}",
         "id": project["id"],
@@ -144,8 +190,8 @@ def _project_json(request: Request, project: Mapping[str, Any], expand: str = ""
         "name": project["name"],
         "projectTypeKey": "software",
     }
-    if "issueTypes" in expand or "issuetypes" in expand.lower():
-        body["issueTypes"] = [_issue_type_json(request, i) for i in ISSUE_TYPES]
+    if with_types:
+        body["issueTypes"] = [_issue_type_json(request, i) for i in project_issue_types(project)]
     return body
 
 
@@ -317,9 +363,10 @@ async def fields(request: Request) -> Response:
 
 
 async def list_projects(request: Request) -> Response:
-    expand = request.query_params.get("expand", "")
+    """`GET /project`: issue types only with `expand=issueTypes`."""
+    with_types = "issuetypes" in request.query_params.get("expand", "").lower()
     return JSONResponse(
-        [_project_json(request, p, expand) for p in _jira(request).projects.values()]
+        [_project_json(request, p, with_types) for p in _jira(request).projects.values()]
     )
 
 
@@ -331,55 +378,190 @@ def _project_or_404(request: Request, key_or_id: str) -> dict[str, Any]:
 
 
 async def get_project(request: Request) -> Response:
+    """`GET /project/{projectIdOrKey}` (spec: getProject): the project with its
+    `issueTypes`, which Jira always includes; 404 `No project could be found with key 'X'.`"""
     project = _project_or_404(request, request.path_params["key"])
-    return JSONResponse(_project_json(request, project, request.query_params.get("expand", "")))
+    return JSONResponse(_project_json(request, project, with_types=True))
+
+
+def _page_args(request: Request, default: int, cap: int) -> tuple[int, int]:
+    start = _int(request.query_params.get("startAt"), 0, "startAt")
+    limit = _int(request.query_params.get("maxResults"), default, "maxResults")
+    return max(start, 0), min(max(limit, 0), cap)
+
+
+async def createmeta_issue_types(request: Request) -> Response:
+    """`GET /issue/createmeta/{projectIdOrKey}/issuetypes` (spec: getCreateIssueMetaIssueTypes;
+    Data Center 8.4+): the issue types a project can create, so a doctor can check
+    project + type. Cloud pages them under `issueTypes` and refuses `maxResults` over
+    200 (spec example: `Parameter 'maxResults' must not exceed the limit '200'`);
+    Data Center under `values` with `isLast`, which the jira client's `_fetch_pages` reads.
+    """
+    project = _project_or_404(request, request.path_params["key"])
+    asked = _int(request.query_params.get("maxResults"), 50, "maxResults")
+    if _cloud(request) and asked > CREATEMETA_PAGE:
+        raise JiraApiError(
+            400, [f"Parameter 'maxResults' must not exceed the limit '{CREATEMETA_PAGE}'"]
+        )
+    start, limit = _page_args(request, 50, CREATEMETA_PAGE)
+    types = project_issue_types(project)
+    page = [_issue_type_json(request, i) for i in types[start : start + limit]]
+    body: dict[str, Any] = {"maxResults": limit, "startAt": start, "total": len(types)}
+    if _cloud(request):
+        return JSONResponse({**body, "issueTypes": page})
+    return JSONResponse({**body, "isLast": start + limit >= len(types), "values": page})
+
+
+async def my_permissions(request: Request) -> Response:
+    """`GET /mypermissions` (spec: getMyPermissions): `{"permissions": {KEY: {...,
+    "havePermission": bool}}}` for the keys in `permissions` (required on Cloud; Data
+    Center answers them all when absent); 400 for an unknown key, 404 for an unknown
+    project."""
+    keys = [k.strip() for k in request.query_params.get("permissions", "").split(",") if k.strip()]
+    if not keys and _cloud(request):
+        raise JiraApiError(400, ["The 'permissions' query parameter is required."])
+    unknown = [k for k in keys if k not in PERMISSIONS]
+    if unknown:
+        raise JiraApiError(400, [f"Permission key '{unknown[0]}' does not exist."])
+    project_ref = request.query_params.get("projectKey") or request.query_params.get("projectId")
+    project = _project_or_404(request, project_ref) if project_ref else None
+    out = {}
+    for key in keys or list(PERMISSIONS):
+        perm_id, name, description = PERMISSIONS[key]
+        have = key != "CREATE_ISSUES" or project is None or project.get("can_create", True)
+        out[key] = {
+            "id": perm_id,
+            "key": key,
+            "name": name,
+            "type": "PROJECT",
+            "description": description,
+            "havePermission": bool(have),
+        }
+    return JSONResponse({"permissions": out})
+
+
+def _field_meta(field_id: str, name: str, kind: str, required: bool) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": kind, "system": field_id}
+    if kind == "array":
+        schema["items"] = "string"
+    return {
+        "required": required,
+        "schema": schema,
+        "name": name,
+        "fieldId": field_id,
+        "key": field_id,
+        "hasDefaultValue": False,
+        "operations": ["set"] if kind != "array" else ["add", "set", "remove"],
+    }
+
+
+CREATE_FIELDS = [
+    ("summary", "Summary", "string", True),
+    ("issuetype", "Issue Type", "issuetype", True),
+    ("project", "Project", "project", True),
+    ("description", "Description", "string", False),
+    ("labels", "Labels", "array", False),
+]
+
+
+async def createmeta_fields(request: Request) -> Response:
+    """`GET /issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}` (spec:
+    getCreateIssueMetaIssueTypeId): the fields a create takes, `required` marked.
+    Cloud pages them under `fields`, Data Center under `values`."""
+    project = _project_or_404(request, request.path_params["key"])
+    type_id = request.path_params["type_id"]
+    if type_id not in project_issue_types(project):
+        raise JiraApiError(404, ["Issue type with id '" + type_id + "' does not exist."])
+    start, limit = _page_args(request, 50, CREATEMETA_PAGE)
+    fields_meta = [_field_meta(*f) for f in CREATE_FIELDS]
+    page = fields_meta[start : start + limit]
+    body: dict[str, Any] = {"maxResults": limit, "startAt": start, "total": len(fields_meta)}
+    if _cloud(request):
+        return JSONResponse({**body, "fields": page})
+    return JSONResponse({**body, "isLast": start + limit >= len(fields_meta), "values": page})
 
 
 async def issue_types(request: Request) -> Response:
     return JSONResponse([_issue_type_json(request, i) for i in ISSUE_TYPES])
 
 
-def _resolve_issue_type(spec: Any) -> str | None:
+def _resolve_issue_type(spec: Any, offered: list[str]) -> str | None:
+    """The id of the issue type `{"id": ...}` or `{"name": ...}` names, among `offered`."""
     if not isinstance(spec, Mapping):
         return None
-    if "id" in spec and str(spec["id"]) in ISSUE_TYPES:
+    if "id" in spec and str(spec["id"]) in offered:
         return str(spec["id"])
     name = str(spec.get("name", "")).lower()
-    return next((i for i, t in ISSUE_TYPES.items() if t["name"].lower() == name), None)
+    return next((i for i in offered if ISSUE_TYPES[i]["name"].lower() == name), None)
+
+
+def _find_project(request: Request, spec: Any) -> dict[str, Any] | None:
+    if not isinstance(spec, Mapping):
+        return None
+    wanted = str(spec.get("key") or spec.get("id") or "")
+    return next(
+        (
+            p
+            for p in _jira(request).projects.values()
+            if wanted.upper() == p["key"] or wanted == p["id"]
+        ),
+        None,
+    )
+
+
+# Field errors as each deployment words them. Server/DC: "project is required" and
+# "valid issue type is required" (prometheus-community/jiralert#21, pycontribs/jira#934);
+# Cloud: "Specify a valid project ID or key" (wso2/product-integrator-mi#3420) and the
+# spec's create-issues example "The issue type selected is invalid.".
+MESSAGES = {
+    "project": ("project is required", "Specify a valid project ID or key"),
+    "issuetype": ("valid issue type is required", "The issue type selected is invalid."),
+}
+
+
+def _text_errors(given: Mapping[str, Any]) -> dict[str, str]:
+    """Summary (1..255 characters), description (32,767) and labels (no spaces)."""
+    errors: dict[str, str] = {}
+    summary = given.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        errors["summary"] = "You must specify a summary of the issue."
+    elif len(summary) > SUMMARY_MAX:
+        errors["summary"] = "Summary must be less than 255 characters."
+    description = given.get("description")
+    if isinstance(description, str) and len(description) > TEXT_FIELD_MAX:
+        errors["description"] = (
+            "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
+        )
+    labels = given.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        errors["labels"] = "Specify the value for labels in an array of strings"
+    else:
+        spaced = next((x for x in labels if " " in x), None)
+        if spaced is not None:  # nuclei#1689, jiralert#108: a Jira server's words
+            errors["labels"] = f"The label '{spaced}' contains spaces which is invalid."
+    return errors
 
 
 async def create_issue(request: Request) -> Response:
+    """`POST /issue` (spec: createIssue): 201 `{id, key, self}`, or 400 with
+    `errors` per field (`errorMessages` empty) naming every refused field at once,
+    or 403 (the spec's "does not have the necessary permission") in a project seeded
+    with `"can_create": false`."""
     jira_state = _jira(request)
     body = await _json(request)
     given = body.get("fields") if isinstance(body, Mapping) else None
     if not isinstance(given, Mapping):
         raise JiraApiError(400, ["Field 'fields' is required."])
+    wording = 1 if _cloud(request) else 0
     errors: dict[str, str] = {}
-    project_spec = given.get("project")
-    project = None
-    if isinstance(project_spec, Mapping):
-        wanted = str(project_spec.get("key") or project_spec.get("id") or "")
-        project = next(
-            (
-                p
-                for p in jira_state.projects.values()
-                if wanted.upper() == p["key"] or wanted == p["id"]
-            ),
-            None,
-        )
+    project = _find_project(request, given.get("project"))
     if project is None:
-        errors["project"] = "project is required"
-    issue_type = _resolve_issue_type(given.get("issuetype"))
+        errors["project"] = MESSAGES["project"][wording]
+    offered = project_issue_types(project) if project else list(ISSUE_TYPES)
+    issue_type = _resolve_issue_type(given.get("issuetype"), offered)
     if issue_type is None:
-        errors["issuetype"] = "valid issue type is required"
-    summary = given.get("summary")
-    if not isinstance(summary, str) or not summary.strip():
-        errors["summary"] = "You must specify a summary of the issue."
-    elif len(summary) > 255:
-        errors["summary"] = "Summary must be less than 255 characters."
-    labels = given.get("labels") or []
-    if not isinstance(labels, list) or any(not isinstance(x, str) or " " in x for x in labels):
-        errors["labels"] = "The label must not contain spaces."
+        errors["issuetype"] = MESSAGES["issuetype"][wording]
+    errors.update(_text_errors(given))
     known = {"project", "issuetype", "summary", "description", "labels", "priority", "assignee"}
     for name in given:
         if name not in known and not name.startswith("customfield_"):
@@ -388,6 +570,8 @@ async def create_issue(request: Request) -> Response:
             )
     if errors or project is None or issue_type is None:
         raise JiraApiError(400, [], errors)
+    if not project.get("can_create", True):
+        raise JiraApiError(403, [NO_CREATE])
     key = project["key"]
     jira_state.project_counters[key] += 1
     now = utc_now()
@@ -396,9 +580,9 @@ async def create_issue(request: Request) -> Response:
         "key": f"{key}-{jira_state.project_counters[key]}",
         "project": key,
         "issuetype": issue_type,
-        "summary": summary,
+        "summary": given["summary"],
         "description": given.get("description"),
-        "labels": list(labels),
+        "labels": list(given.get("labels") or []),
         "status": "To Do",
         "created": now,
         "updated": now,
@@ -434,13 +618,20 @@ async def add_comment(request: Request) -> Response:
 
 
 async def list_comments(request: Request) -> Response:
+    """`GET /issue/{key}/comment` (spec: getComments): a page `{startAt, maxResults, total,
+    comments}`. Cloud gives at most 100 a page (also the default), so the jira client's
+    `comments()`, which asks one page, sees only the first 100; Data Center all (5000).
+    `orderBy` other than created/+created/-created is a 400, as the spec says."""
     issue = _find_issue(request, request.path_params["key"])
-    comments = [_comment_json(request, issue, c) for c in issue["comments"]]
-    start = int(request.query_params.get("startAt", 0))
-    limit = int(request.query_params.get("maxResults", 5000))
-    page = comments[start : start + limit]
+    order = request.query_params.get("orderBy")
+    if order is not None and order not in COMMENT_ORDERS:
+        raise JiraApiError(400, [f"Invalid orderBy value '{order}'."])
+    page_size = CLOUD_COMMENT_PAGE if _cloud(request) else DC_COMMENT_PAGE
+    start, limit = _page_args(request, page_size, page_size)
+    stored = issue["comments"][::-1] if order == "-created" else issue["comments"]
+    page = [_comment_json(request, issue, c) for c in stored[start : start + limit]]
     return JSONResponse(
-        {"startAt": start, "maxResults": limit, "total": len(comments), "comments": page}
+        {"startAt": start, "maxResults": limit, "total": len(stored), "comments": page}
     )
 
 
@@ -576,11 +767,16 @@ def _int(value: Any, default: int, name: str) -> int:
 
 
 async def search(request: Request) -> Response:
-    """Server/Data Center search: startAt, maxResults and total."""
+    """`/search` (Data Center; Cloud's older search): startAt, maxResults and total.
+
+    `maxResults` is cut to the deployment's page (Cloud 100, Data Center 1000) and
+    the answer says so in `maxResults`, which is how clients notice the cap.
+    """
     args = await _search_args(request)
     hits = _run_jql(request, str(args.get("jql") or ""))
     start = _int(args.get("startAt"), 0, "startAt")
-    limit = min(_int(args.get("maxResults"), 50, "maxResults"), 1000)
+    cap = CLOUD_SEARCH_PAGE if _cloud(request) else DC_SEARCH_PAGE
+    limit = min(_int(args.get("maxResults"), 50, "maxResults"), cap)
     fields_wanted = args.get("fields") or ["*navigable"]
     return JSONResponse(
         {
@@ -594,13 +790,16 @@ async def search(request: Request) -> Response:
 
 
 async def search_jql(request: Request) -> Response:
-    """Cloud's enhanced search: nextPageToken and isLast, no total; fields default to id."""
+    """Cloud's enhanced search (spec: searchAndReconsileIssuesUsingJql): nextPageToken and
+    isLast, no total; fields default to id. Pages hold up to 5000 issues when only
+    id/key are asked, 100 otherwise."""
     args = await _search_args(request)
     hits = _run_jql(request, str(args.get("jql") or ""))
     token = args.get("nextPageToken")
     start = _int(token, 0, "nextPageToken")
-    limit = min(_int(args.get("maxResults"), 50, "maxResults"), 5000)
     fields_wanted = args.get("fields") or ["id"]
+    slim = {f.strip() for f in fields_wanted} <= {"id", "key"}
+    limit = min(_int(args.get("maxResults"), 50, "maxResults"), JQL_ID_PAGE if slim else 100)
     page = hits[start : start + limit]
     body: dict[str, Any] = {
         "issues": [issue_json(request, i, fields_wanted) for i in page],
@@ -616,11 +815,18 @@ def routes() -> list[BaseRoute]:
     return [
         Route(api + "/serverInfo", server_info, methods=["GET"]),
         Route(api + "/myself", myself, methods=["GET"]),
+        Route(api + "/mypermissions", my_permissions, methods=["GET"]),
         Route(api + "/field", fields, methods=["GET"]),
         Route(api + "/project", list_projects, methods=["GET"]),
         Route(api + "/project/{key}", get_project, methods=["GET"]),
         Route(api + "/issuetype", issue_types, methods=["GET"]),
         Route(api + "/issue", create_issue, methods=["POST"]),
+        Route(api + "/issue/createmeta/{key}/issuetypes", createmeta_issue_types, methods=["GET"]),
+        Route(
+            api + "/issue/createmeta/{key}/issuetypes/{type_id}",
+            createmeta_fields,
+            methods=["GET"],
+        ),
         Route(api + "/issue/{key}", get_issue, methods=["GET"]),
         Route(api + "/issue/{key}/comment", add_comment, methods=["POST"]),
         Route(api + "/issue/{key}/comment", list_comments, methods=["GET"]),

@@ -78,8 +78,16 @@ def _build(
     jira_deployment_type: str,
     faults_after_write: float = 0.0,
     tokens: Mapping[str, Sequence[str]] | None = None,
+    slack_tokens: Mapping[str, Sequence[str]] | None = None,
+    slack_channel_rate: float | None = None,
 ) -> SandboxApp:
-    state = SandboxState.from_seed(seed, jira_deployment_type=jira_deployment_type)
+    state = SandboxState.from_seed(
+        seed,
+        jira_deployment_type=jira_deployment_type,
+        # One `--tokens` file maps HubSpot and Slack tokens alike; Slack's start with `xox`.
+        slack_tokens=slack_tokens if slack_tokens is not None else tokens,
+        slack_channel_rate=slack_channel_rate,
+    )
     limits = Limits(
         rate_limit=rate_limit,
         daily_limit=daily_limit,
@@ -106,10 +114,14 @@ def running_sandbox(
     jira_deployment_type: str = "Server",
     faults_after_write: float = 0.0,
     tokens: Mapping[str, Sequence[str]] | None = None,
+    slack_tokens: Mapping[str, Sequence[str]] | None = None,
+    slack_channel_rate: float | None = None,
 ) -> Iterator[SandboxUrls]:
     """Run the sandbox on 127.0.0.1 in a background thread for the duration of a `with`.
 
-    `tokens` and `faults_after_write` as in `create_app`.
+    `tokens` and `faults_after_write` as in `create_app`; `tokens` also gives the Slack
+    tokens' scopes unless `slack_tokens` is set; `slack_channel_rate` is chat.postMessage's
+    per-channel limit in messages per second (None: off).
     """
     app = _build(
         seed,
@@ -122,6 +134,8 @@ def running_sandbox(
         jira_deployment_type,
         faults_after_write,
         tokens,
+        slack_tokens,
+        slack_channel_rate,
     )
     _install_log_filter()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -163,10 +177,13 @@ def serve(
     fault_seed: int = 0,
     faults_after_write: float = 0.0,
     tokens: Mapping[str, Sequence[str]] | None = None,
+    slack_channel_rate: float | None = None,
+    jira_deployment_type: str = "Server",
 ) -> None:
     """Run in the foreground until interrupted; prints where each client should point.
 
-    `tokens` (e.g. from `hubspot_scopes.load_tokens(path)`) turns on scope checks.
+    `tokens` (e.g. from `hubspot_scopes.load_tokens(path)`) turns on scope checks for
+    HubSpot and Slack tokens; `slack_channel_rate` as in `running_sandbox`.
     """
     seed = CrmSnapshot.load(seed_path) if seed_path else None
     app = _build(
@@ -177,9 +194,11 @@ def serve(
         fault_seed,
         0.5,
         1_000_000,
-        "Server",
+        jira_deployment_type,
         faults_after_write,
         tokens,
+        None,
+        slack_channel_rate,
     )
     _install_log_filter()
     base = f"http://{host}:{port}"

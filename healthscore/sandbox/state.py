@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -692,13 +692,44 @@ class HubSpotState:
                 self.inferred.add((object_type, name))
 
 
+# The sandbox bot's Slack user id; it is a member of the channels the state says.
+BOT_USER_ID = "U0HEALTHBOT"
+# A burst of a few messages per channel, then `slack_channel_rate` a second, as Slack's
+# "special" limit on chat.postMessage allows (https://api.slack.com/docs/rate-limits).
+SLACK_CHANNEL_BURST = 3
+
+
+def slack_tokens_of(
+    tokens: Mapping[str, Sequence[str]] | None,
+) -> dict[str, tuple[str, ...]] | None:
+    """The Slack part (`xox…` tokens) of a token -> scopes mapping shared with HubSpot.
+
+    None when there is no mapping or it names no Slack token: Slack then accepts any
+    non-empty token with every scope, as before scopes were modelled.
+    """
+    found = {t: tuple(s) for t, s in (tokens or {}).items() if t.startswith("xox")}
+    return found or None
+
+
 @dataclass
 class SlackState:
+    """Slack's users, channels (with members), DMs, messages and the per-token scopes.
+
+    `tokens` maps token -> scopes (None: any token, every scope). `channel_rate` is
+    chat.postMessage's messages per second per channel (None: no limit), spent from a
+    bucket of `SLACK_CHANNEL_BURST`; `clock` is the time source so tests are exact.
+    """
+
     users: list[dict[str, Any]] = field(default_factory=list)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> channel
+    members: dict[str, set[str]] = field(default_factory=dict)  # channel id -> user ids
     dms: dict[str, str] = field(default_factory=dict)  # user id -> D channel id
     messages: list[dict[str, Any]] = field(default_factory=list)
     last_ts: float = 0.0
+    tokens: dict[str, tuple[str, ...]] | None = None
+    channel_rate: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # id -> (level, at)
 
     def next_ts(self) -> str:
         """Slack message timestamps: unique, increasing, `seconds.micros`."""
@@ -712,6 +743,54 @@ class SlackState:
     def channel_by_name(self, name: str) -> dict[str, Any] | None:
         name = name.lstrip("#")
         return next((c for c in self.channels.values() if c["name"] == name), None)
+
+    def add_channel(
+        self,
+        name: str,
+        *,
+        is_private: bool = False,
+        bot_member: bool = False,
+        is_archived: bool = False,
+    ) -> dict[str, Any]:
+        """A channel with every seeded user in it, and the bot only if `bot_member`."""
+        channel_id = f"C{len(self.channels) + 1:08d}"
+        self.channels[channel_id] = {
+            "id": channel_id,
+            "name": name.lstrip("#"),
+            "is_channel": not is_private,
+            "is_group": is_private,
+            "is_im": False,
+            "is_private": is_private,
+            "is_archived": is_archived,
+            "is_general": name.lstrip("#") == "general",
+            "created": int(time.time()),
+        }
+        self.members[channel_id] = {u["id"] for u in self.users}
+        if bot_member:
+            self.members[channel_id].add(BOT_USER_ID)
+        return self.channels[channel_id]
+
+    def bot_in(self, channel_id: str) -> bool:
+        return BOT_USER_ID in self.members.get(channel_id, set())
+
+    def take_send_slot(self, channel_id: str) -> float:
+        """Spend one message of the channel's bucket: 0.0 if it may go, else seconds to wait."""
+        if self.channel_rate is None:
+            return 0.0
+        now = self.clock()
+        level, at = self.buckets.get(channel_id, (float(SLACK_CHANNEL_BURST), now))
+        level = min(float(SLACK_CHANNEL_BURST), level + (now - at) * self.channel_rate)
+        if level < 1.0:
+            self.buckets[channel_id] = (level, now)
+            return (1.0 - level) / self.channel_rate
+        self.buckets[channel_id] = (level - 1.0, now)
+        return 0.0
+
+    def keep_settings(self, previous: SlackState) -> None:
+        """Carry tokens, rate and clock over a `reset()`; the buckets start full again."""
+        self.tokens = previous.tokens
+        self.channel_rate = previous.channel_rate
+        self.clock = previous.clock
 
 
 @dataclass
@@ -741,8 +820,13 @@ class SandboxState:
         seed: Mapping[str, Any] | CrmSnapshot | None = None,
         *,
         jira_deployment_type: str = "Server",
+        slack_tokens: Mapping[str, Sequence[str]] | None = None,
+        slack_channel_rate: float | None = None,
     ) -> SandboxState:
+        """`slack_tokens` may be the whole token -> scopes mapping; only `xox…` keys count."""
         state = cls(jira_deployment_type=jira_deployment_type)
+        state.slack.tokens = slack_tokens_of(slack_tokens)
+        state.slack.channel_rate = slack_channel_rate
         state.reset(seed)
         return state
 
@@ -759,7 +843,9 @@ class SandboxState:
         snapshot = CrmSnapshot.from_json(data, origin="sandbox seed")
         self.hubspot = _seed_hubspot(snapshot, extras.get("schemas"))
         _seed_hubspot_extras(self.hubspot, extras.get("lists"), labelled)
+        previous = self.slack
         self.slack = _seed_slack(snapshot, extras.get("slack_users"), extras.get("slack_channels"))
+        self.slack.keep_settings(previous)
         self.jira = _seed_jira(extras.get("jira_projects"))
 
 
@@ -900,26 +986,19 @@ def _seed_slack(
                 "name": user.get("name") or user["email"].split("@")[0],
             }
         )
-    names = list(DEFAULT_CHANNELS)
+    wanted: list[dict[str, Any]] = [{"name": n, "bot_member": True} for n in DEFAULT_CHANNELS]
     for channel in channels or []:
-        name = channel if isinstance(channel, str) else channel.get("name", "")
-        if name and name.lstrip("#") not in names:
-            names.append(name.lstrip("#"))
-    for i, name in enumerate(names):
-        channel_id = f"C{i + 1:08d}"
-        slack.channels[channel_id] = {
-            "id": channel_id,
-            "name": name,
-            "is_channel": True,
-            "is_group": False,
-            "is_im": False,
-            "is_private": False,
-            "is_archived": False,
-            "is_general": name == "general",
-            "is_member": True,
-            "created": int(time.time()),
-            "num_members": len(slack.users),
-        }
+        entry = {"name": channel} if isinstance(channel, str) else dict(channel)
+        entry["name"] = str(entry.get("name", "")).lstrip("#")
+        if entry["name"] and entry["name"] not in {w["name"] for w in wanted}:
+            wanted.append({"bot_member": True, **entry})
+    for entry in wanted:
+        slack.add_channel(
+            entry["name"],
+            is_private=bool(entry.get("is_private", False)),
+            bot_member=bool(entry["bot_member"]),
+            is_archived=bool(entry.get("is_archived", False)),
+        )
     return slack
 
 
@@ -936,6 +1015,10 @@ def _seed_jira(projects: list[Any] | None) -> JiraState:
             "id": str(10000 + i),
             "key": key,
             "name": project.get("name") or key,
+            # Issue type names the project offers; None: every type the sandbox knows.
+            "issue_types": list(project["issue_types"]) if project.get("issue_types") else None,
+            # False: the bot may browse but not create issues (403, and mypermissions says so).
+            "can_create": bool(project.get("can_create", True)),
         }
         jira.project_counters[key] = 0
     return jira
