@@ -458,9 +458,8 @@ def _exact_sums(keys: IntArray, values: FloatArray, size: int) -> FloatArray:
     order = np.argsort(keys, kind="stable")
     ends = np.cumsum(counts)
     ordered = values[order].tolist()
-    return np.array(
-        [math.fsum(ordered[end - n : end]) for n, end in zip(counts.tolist(), ends.tolist(), strict=True)]
-    )
+    spans = zip(counts.tolist(), ends.tolist(), strict=True)
+    return np.array([math.fsum(ordered[end - n : end]) for n, end in spans])
 
 
 def _exact_in_any_order(distinct: list[float], most: int) -> bool:
