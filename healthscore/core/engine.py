@@ -25,10 +25,11 @@ arrays that gave the points.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import polars as pl
@@ -330,50 +331,103 @@ class _Run:
         properties = self.accounts.record(row).properties
         if not self.derived:
             return properties
-        props: dict[str, Any] = dict(properties)
-        for name, column in self.derived.items():
-            props[name] = column.values[row]
-        return props
+        return {**properties, **{n: c.values[row] for n, c in self.derived.items()}}
 
     @staticmethod
     def seen(props: Mapping[str, Any], conditions: Iterable[Condition]) -> dict[str, Any]:
         return {c.property: props.get(c.property) for c in conditions}
 
     def results(self, rows: IntArray) -> list[AccountScore]:
-        """`AccountScore`s of the given account rows, Python floats throughout."""
-        picked = [
-            [points[rows].tolist() for points in group_rules] for group_rules in self.rule_points
-        ]
-        raw = [values[rows].tolist() for values in self.raw]
-        clamped = [values[rows].tolist() for values in self.group_points]
+        """`AccountScore`s of the given account rows, Python floats throughout. Without
+        `detail`, each account's group and rule breakdown is built on first access."""
+        table = _Table(self, rows)
         score = self.score[rows].tolist()
         status = self.status[rows].tolist()
+        derived = {
+            name: column.values.gather(rows).to_list() for name, column in self.derived.items()
+        }
         thresholds = self.playbook.thresholds
         out: list[AccountScore] = []
-        for at, row in enumerate(rows.tolist()):
-            record = self.accounts.record(row)
-            groups = []
-            for g, group in enumerate(self.playbook.groups):
-                rules = []
-                for r, rule in enumerate(group.rules):
-                    explain = self.explainers[g][r]
-                    inputs = explain(row) if self.detail and explain else {}
-                    rules.append(RuleScore(rule.name, rule.kind, picked[g][r][at], inputs))
-                groups.append(GroupScore(group.name, clamped[g][at], raw[g][at], rules))
-            threshold = thresholds[status[at]]
-            out.append(
-                AccountScore(
-                    id=record.id,
-                    name=account_name(record),
-                    owner_id=record.properties.get("hubspot_owner_id") or None,
-                    score=score[at],
-                    status=threshold.label,
-                    color=threshold.color,
-                    groups=groups,
-                    properties=self.account_props(row),
+        collecting = gc.isenabled()
+        gc.disable()  # a scoring pass allocates no cycles; the collector would only walk
+        try:
+            for at, row in enumerate(rows.tolist()):
+                record = self.accounts.record(row)
+                props: Mapping[str, Any] = record.properties
+                if derived:
+                    props = {**props, **{name: got[at] for name, got in derived.items()}}
+                threshold = thresholds[status[at]]
+                out.append(
+                    AccountScore(
+                        id=record.id,
+                        name=account_name(record),
+                        owner_id=record.properties.get("hubspot_owner_id") or None,
+                        score=score[at],
+                        status=threshold.label,
+                        color=threshold.color,
+                        groups=table.groups(at, row) if self.detail else _Breakdown(table, at),
+                        properties=props,
+                    )
                 )
-            )
+        finally:
+            if collecting:
+                gc.enable()
         return out
+
+
+class _Table:
+    """Rule, raw and group points of the scored rows as Python floats, for the breakdowns."""
+
+    def __init__(self, run: _Run, rows: IntArray) -> None:
+        self.run = run
+        self.rules = [[points[rows].tolist() for points in group] for group in run.rule_points]
+        self.raw = [values[rows].tolist() for values in run.raw]
+        self.points = [values[rows].tolist() for values in run.group_points]
+
+    def groups(self, at: int, row: int | None = None) -> list[GroupScore]:
+        """The breakdown of the `at`-th scored row (with inputs when `row` is given)."""
+        out = []
+        for g, group in enumerate(self.run.playbook.groups):
+            rules = []
+            for r, rule in enumerate(group.rules):
+                explain = self.run.explainers[g][r]
+                inputs = explain(row) if row is not None and explain else {}
+                rules.append(RuleScore(rule.name, rule.kind, self.rules[g][r][at], inputs))
+            out.append(GroupScore(group.name, self.points[g][at], self.raw[g][at], rules))
+        return out
+
+
+class _Breakdown(Sequence[GroupScore]):
+    """An account's `groups`, built from the run's columns the first time it is read:
+    most runs read a few accounts' breakdowns (alerts, write-back) or none."""
+
+    __slots__ = ("_at", "_built", "_table")
+
+    def __init__(self, table: _Table, at: int) -> None:
+        self._table = table
+        self._at = at
+        self._built: list[GroupScore] | None = None
+
+    def _groups(self) -> list[GroupScore]:
+        if self._built is None:
+            self._built = self._table.groups(self._at)
+        return self._built
+
+    @overload
+    def __getitem__(self, index: int) -> GroupScore: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[GroupScore]: ...
+    def __getitem__(self, index: int | slice) -> GroupScore | list[GroupScore]:
+        return self._groups()[index]
+
+    def __len__(self) -> int:
+        return len(self._table.points)
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, Sequence) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._groups())
 
 
 class _ArrayBuilder:
@@ -490,6 +544,7 @@ def _exact_row_sums(columns: Sequence[FloatArray], size: int) -> FloatArray:
             error = (total - (added - back)) + (column - back)
             inexact |= (error != 0) | ~np.isfinite(added)
             total = added
-    for row in np.flatnonzero(inexact).tolist():
-        total[row] = math.fsum(float(column[row]) for column in columns)
+    if inexact.any():
+        rows = [column[inexact].tolist() for column in columns]
+        total[inexact] = list(map(math.fsum, zip(*rows, strict=True)))
     return total

@@ -6,7 +6,7 @@ the actions that read a run; the numbers and the JSON follow PLAYBOOK_SPEC.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -45,7 +45,7 @@ class AccountScore:
     score: float  # unrounded; reports use round2
     status: str
     color: str
-    groups: list[GroupScore]
+    groups: Sequence[GroupScore]
     properties: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def group_points(self) -> dict[str, float]:
