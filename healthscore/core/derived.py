@@ -11,13 +11,24 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from healthscore.core.values import as_number
 
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|([A-Za-z_][A-Za-z0-9_]*)|(.))")
 
 Evaluator = Callable[[Mapping[str, Any]], float | None]
+Node = TypeVar("Node")
+
+
+class Builder(Protocol[Node]):
+    """What the parser builds from: the row evaluator below, or the columnar engine's
+    array arithmetic (`healthscore.core.engine`), so both read one grammar."""
+
+    def number(self, value: float) -> Node: ...
+    def name(self, name: str) -> Node: ...
+    def binary(self, op: str, left: Node, right: Node) -> Node: ...
+    def negate(self, operand: Node) -> Node: ...
 
 
 class ExpressionError(ValueError):
@@ -37,6 +48,13 @@ class Expression:
 
 def parse_expression(source: str) -> Expression:
     """Parse `source`; raises ExpressionError naming the column of the problem."""
+    names: set[str] = set()
+    evaluate = build_expression(source, _RowBuilder(names))
+    return Expression(source, frozenset(names), _finite(evaluate))
+
+
+def build_expression(source: str, builder: Builder[Node]) -> Node:
+    """Parse `source` into whatever `builder` makes of numbers, names and operators."""
     tokens: list[tuple[str, str, int]] = []
     for match in _TOKEN.finditer(source):
         number, name, other = match.groups()
@@ -52,12 +70,12 @@ def parse_expression(source: str) -> Expression:
                     column,
                 )
             tokens.append(("op", other, column))
-    parser = _Parser(tokens, len(source))
-    evaluate = parser.expression()
+    parser = _Parser(tokens, len(source), builder)
+    tree = parser.expression()
     if parser.position < len(tokens):
         _, text, column = tokens[parser.position]
         raise ExpressionError(f"unexpected {text!r} after a complete expression", column)
-    return Expression(source, frozenset(parser.names), _finite(evaluate))
+    return tree
 
 
 def _finite(evaluate: Evaluator) -> Evaluator:
@@ -70,34 +88,54 @@ def _finite(evaluate: Evaluator) -> Evaluator:
     return finite
 
 
-class _Parser:
+class _RowBuilder:
+    """Closures over one account's properties; `names` collects the names read."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def number(self, value: float) -> Evaluator:
+        return lambda _props: value
+
+    def name(self, name: str) -> Evaluator:
+        self.names.add(name)
+        return lambda props: as_number(props.get(name))
+
+    def binary(self, op: str, left: Evaluator, right: Evaluator) -> Evaluator:
+        return _binary(op, left, right)
+
+    def negate(self, operand: Evaluator) -> Evaluator:
+        return lambda props: None if (v := operand(props)) is None else -v
+
+
+class _Parser(Generic[Node]):
     """expression := term (('+'|'-') term)*; term := factor (('*'|'/') factor)*;
     factor := number | name | '(' expression ')' | '-' factor."""
 
-    def __init__(self, tokens: list[tuple[str, str, int]], end: int) -> None:
+    def __init__(self, tokens: list[tuple[str, str, int]], end: int, build: Builder[Node]) -> None:
         self.tokens = tokens
         self.position = 0
         self.end = end
-        self.names: set[str] = set()
+        self.build = build
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
 
-    def expression(self) -> Evaluator:
+    def expression(self) -> Node:
         left = self.term()
         while (token := self.peek()) and token[1] in "+-" and token[0] == "op":
             self.position += 1
-            left = _binary(token[1], left, self.term())
+            left = self.build.binary(token[1], left, self.term())
         return left
 
-    def term(self) -> Evaluator:
+    def term(self) -> Node:
         left = self.factor()
         while (token := self.peek()) and token[1] in "*/" and token[0] == "op":
             self.position += 1
-            left = _binary(token[1], left, self.factor())
+            left = self.build.binary(token[1], left, self.factor())
         return left
 
-    def factor(self) -> Evaluator:
+    def factor(self) -> Node:
         token = self.peek()
         if token is None:
             raise ExpressionError(
@@ -106,11 +144,9 @@ class _Parser:
         kind, text, column = token
         self.position += 1
         if kind == "num":
-            constant = float(text)
-            return lambda _props: constant
+            return self.build.number(float(text))
         if kind == "name":
-            self.names.add(text)
-            return lambda props: as_number(props.get(text))
+            return self.build.name(text)
         if text == "(":
             inner = self.expression()
             closing = self.peek()
@@ -119,8 +155,7 @@ class _Parser:
             self.position += 1
             return inner
         if text == "-":
-            operand = self.factor()
-            return lambda props: None if (v := operand(props)) is None else -v
+            return self.build.negate(self.factor())
         raise ExpressionError(f"unexpected {text!r} where a number or name was expected", column)
 
 
