@@ -14,8 +14,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from healthscore.actions import load_playbook
 from healthscore.core.crm import CrmSnapshot
-from healthscore.core.playbook import load_playbook
 from healthscore.core.scoring import Scorer
 from healthscore.demo.sample import DEFAULT_AS_OF, generate_snapshot
 
