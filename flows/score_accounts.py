@@ -12,7 +12,6 @@ does not walk every record looking for futures.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -21,7 +20,6 @@ from prefect.utilities.annotations import quote
 
 from healthscore.core.values import parse_as_of
 from healthscore.history import RUN_FAILED, RUN_SUCCEEDED, RunInfo
-from healthscore.history.ledger import LedgerEntry
 from healthscore.reports.run_summary import summarize
 from healthscore.sources.cached import is_api_source
 from tasks.actions import plan_due_actions, run_actions
@@ -48,7 +46,6 @@ def score_accounts(
     dry_run: bool = False,
     db_url: str | None = None,
     dashboard: str | None = None,
-    after_send: Callable[[LedgerEntry], None] | None = None,
 ) -> dict[str, Any]:
     """Score every account of a playbook, keep the history, write back, act, report.
 
@@ -58,8 +55,6 @@ def score_accounts(
     the history database (default `HEALTHSCORE_DB_URL` or SQLite in the data folder).
     dashboard: where the HTML dashboard goes, a folder or a `.html` file (default
     `HEALTHSCORE_DASHBOARD_DIR`, else next to the SQLite file); not written on a dry run.
-    after_send: called with each ledger row a vendor accepted, before the row is
-    marked sent (`Dispatcher`); the crash tests kill the process there.
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
@@ -100,7 +95,7 @@ def score_accounts(
             summary.written_records, summary.written_values = written.records, written.values
             summary.writeback_calls = written.calls
 
-        summary.actions = run_actions(playbook, big(plan), source, db_url, dry_run, after_send)
+        summary.actions = run_actions(playbook, big(plan), source, db_url, dry_run)
         publish_report(playbook, summary, big(comparisons))
         if run_id is not None:
             publish_dashboard(playbook, db_url, dashboard)

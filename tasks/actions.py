@@ -10,7 +10,6 @@ in healthscore/ never imports Prefect.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -31,7 +30,7 @@ from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Comparison
 from healthscore.core.triggers import TriggerHistory
 from healthscore.history import open_store, store_exists
-from healthscore.history.ledger import ActionLedger, LedgerEntry
+from healthscore.history.ledger import ActionLedger
 from healthscore.history.trigger_history import trigger_history
 from healthscore.integrations.hubspot.actions import HubSpotActions
 from healthscore.integrations.jira.issues import JiraSender, jira_client
@@ -171,12 +170,7 @@ def vendors_for(source: str, settings: ActionSettings) -> Vendors:
     cache_policy=NO_CACHE,
 )
 def run_actions(
-    playbook: Playbook,
-    plan: ActionPlan,
-    source: str,
-    db_url: str | None,
-    dry_run: bool,
-    after_send: Callable[[LedgerEntry], None] | None = None,
+    playbook: Playbook, plan: ActionPlan, source: str, db_url: str | None, dry_run: bool
 ) -> int:
     """Send every ledger row of the playbook not yet sent; returns how many were delivered.
 
@@ -190,7 +184,7 @@ def run_actions(
     settings = settings_for(source)
     with open_store(db_url) as store:
         dispatcher = Dispatcher(
-            ActionLedger(store.engine), vendors_for(source, settings), logger.info, after_send
+            ActionLedger(store.engine), vendors_for(source, settings), logger.info
         )
         result: DispatchResult = dispatcher.run(playbook.name, plan.syncs)
     for problem in result.errors[:50]:

@@ -2,19 +2,23 @@
 
 The crash test (test_actions_flow.py) needs a real process to die at the worst
 moment: after a vendor accepted an action and before its ledger row is marked
-sent. The flow's `after_send` callback is that moment; production code has no
-hook for it.
+sent. `Dispatcher(after_send=...)` is that moment; production code has no hook
+for it, so this driver builds the flow's dispatchers with a callback that kills
+the process (the flow, its tasks and the vendors are the real ones).
 
     python tests/kill_after_sends.py PLAYBOOK DB_URL AS_OF N
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 
+import tasks.actions
 from flows.score_accounts import score_accounts
+from healthscore.actions.dispatch import Dispatcher
 from healthscore.history.ledger import LedgerEntry
 
 
@@ -26,13 +30,8 @@ def main(playbook: str, db_url: str, as_of: str, kill_after: int) -> None:
         if len(delivered) >= kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    score_accounts(
-        playbook_path=playbook,
-        source="sandbox",
-        as_of=as_of,
-        db_url=db_url,
-        after_send=die_after_n,
-    )
+    tasks.actions.Dispatcher = functools.partial(Dispatcher, after_send=die_after_n)  # type: ignore[misc]
+    score_accounts(playbook_path=playbook, source="sandbox", as_of=as_of, db_url=db_url)
 
 
 if __name__ == "__main__":
