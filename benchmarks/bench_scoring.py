@@ -43,9 +43,9 @@ def measure(engine: str, accounts: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT / "tests"))
     from oracle_scoring import RowScorer
 
+    from healthscore.actions import load_playbook
     from healthscore.core.crm import CrmSnapshot
     from healthscore.core.frame import CrmFrame
-    from healthscore.core.playbook import load_playbook
     from healthscore.core.scoring import Scorer
     from healthscore.demo.sample import DEFAULT_AS_OF, generate_snapshot
 

@@ -49,7 +49,7 @@ def weekly_digest(
 def _playbook(value: str | None) -> tuple[str | None, list[tuple[str, str]] | None]:
     """A YAML path gives the playbook's name and thresholds; anything else is a name."""
     if value and Path(value).suffix.lower() in (".yaml", ".yml") and Path(value).is_file():
-        from healthscore.core.playbook import load_playbook
+        from healthscore.actions import load_playbook
 
         book = load_playbook(value)
         return book.name, [(t.label, t.color) for t in book.thresholds]

@@ -7,8 +7,9 @@ from datetime import datetime
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from healthscore.actions import load_playbook
 from healthscore.core.crm import CrmSnapshot
-from healthscore.core.playbook import Playbook, load_playbook
+from healthscore.core.playbook import Playbook
 from healthscore.core.scoring import AccountScore, Scorer
 from healthscore.core.trends import Baseline, Comparison, compare
 from healthscore.history import open_store, store_exists

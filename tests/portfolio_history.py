@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from healthscore.actions import load_playbook
 from healthscore.core.crm import CrmSnapshot
-from healthscore.core.playbook import Playbook, load_playbook
+from healthscore.core.playbook import Playbook
 from healthscore.core.scoring import Scorer
 from healthscore.core.trends import compare
 from healthscore.history import RunInfo, open_store

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from healthscore.actions import parse_playbook
 from healthscore.actions.escape import html_text, jira_wiki, plain, slack_mrkdwn
 from healthscore.actions.plan import plan_actions
 from healthscore.core.crm import CrmSnapshot
-from healthscore.core.playbook import Trigger, parse_playbook
+from healthscore.core.playbook import Trigger
 from healthscore.core.scoring import Scorer
 from healthscore.core.trends import Baseline, compare
 from healthscore.core.triggers import (

@@ -330,16 +330,15 @@ def test_kill_after_sends_then_rerun_sends_the_rest_once(
     db = f"sqlite:///{tmp_path / 'h.db'}"
     run_flow(playbook_path, db, DAY[0])
     turn_at_risk(sandbox)
+    repo = Path(__file__).resolve().parent.parent
     env = {
         **os.environ,
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         "HEALTHSCORE_SANDBOX_URL": sandbox.hubspot_url,
-        "HEALTHSCORE_TEST_KILL_AFTER_SENT": "3",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
     }
-    command = [
-        str(Path(sys.executable).parent / "healthscore"), "run", "--playbook", playbook_path,
-        "--source", "sandbox", "--db", db, "--as-of", DAY[1],
-    ]  # fmt: skip
+    driver = repo / "tests" / "kill_after_sends.py"
+    command = [sys.executable, str(driver), playbook_path, db, DAY[1], "3"]
     process = subprocess.run(command, env=env, capture_output=True, timeout=180, check=False)
     assert process.returncode == -signal.SIGKILL, process.stdout.decode() + process.stderr.decode()
     # the kill came after the 3rd delivery and before it was marked sent

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from healthscore.actions import load_playbook, parse_playbook
 from healthscore.calibration.calibrate import average_ranks, calibrate, health_auc, roc_auc
 from healthscore.cli import app
-from healthscore.core.playbook import load_playbook, parse_playbook
 from healthscore.core.scoring import Scorer
 from healthscore.core.values import parse_as_of
 from healthscore.sources import SourceError

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from healthscore.actions import load_playbook
 from healthscore.cli import app
 from healthscore.core.crm import CrmSnapshot
-from healthscore.core.playbook import load_playbook
 from healthscore.core.scoring import Scorer
 from healthscore.core.values import parse_as_of
 

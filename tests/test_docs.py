@@ -16,9 +16,13 @@ import pytest
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
+from healthscore.actions import load_playbook, playbook_schema
+from healthscore.actions.kinds import KIND_SCHEMAS
 from healthscore.core.conditions import OPERATORS
-from healthscore.core.playbook import load_playbook
-from healthscore.core.schema import ACTION_KINDS, PLAYBOOK_SCHEMA, STATUS_COLORS
+from healthscore.core.schema import STATUS_COLORS
+
+PLAYBOOK_SCHEMA = playbook_schema()
+ACTION_KINDS = list(KIND_SCHEMAS)
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "playbook.md"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from healthscore.core.playbook import parse_playbook
+from healthscore.actions import parse_playbook
 from healthscore.core.scoring import AccountScore, GroupScore
 from healthscore.core.trends import (
     Baseline,

@@ -28,9 +28,9 @@ from hubspot.crm.tickets import (
 )
 from typer.testing import CliRunner
 
+from healthscore.actions import load_playbook
 from healthscore.cli import app
 from healthscore.core.crm import CrmSnapshot
-from healthscore.core.playbook import load_playbook
 from healthscore.core.scoring import Scorer
 from healthscore.demo.sample import DEFAULT_AS_OF, generate_snapshot
 from healthscore.integrations.hubspot.client import HubSpotConnection, RateLimiter

@@ -367,7 +367,7 @@ PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 def test_playbooks_only_read_properties_the_generator_produces(
     name: str, snapshot: dict[str, Any]
 ) -> None:
-    from healthscore.core.playbook import load_playbook
+    from healthscore.actions import load_playbook
 
     produced: dict[str, set[str]] = {}
     for object_type, records in snapshot.items():
@@ -381,7 +381,7 @@ def test_playbooks_only_read_properties_the_generator_produces(
 
 def test_default_playbook_status_shares() -> None:
     """Tuning guard: about half Healthy, a quarter Neutral, a fifth At-risk."""
-    from healthscore.core.playbook import load_playbook
+    from healthscore.actions import load_playbook
     from healthscore.core.scoring import Scorer
 
     book = load_playbook(PLAYBOOKS / "default.yaml")

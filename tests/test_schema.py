@@ -17,9 +17,10 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
+from healthscore.actions import load_playbook, playbook_schema
 from healthscore.cli import app
-from healthscore.core.playbook import load_playbook
-from healthscore.core.schema import PLAYBOOK_SCHEMA
+
+PLAYBOOK_SCHEMA = playbook_schema()
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = REPO / "healthscore" / "data" / "playbook.schema.json"

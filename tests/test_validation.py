@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from healthscore.actions import load_playbook, parse_playbook
 from healthscore.cli import app
-from healthscore.core.playbook import PlaybookError, PlaybookIssue, load_playbook, parse_playbook
+from healthscore.core.playbook import PlaybookError, PlaybookIssue
 
 REPO = Path(__file__).resolve().parent.parent
 MALFORMED = REPO / "tests" / "playbooks" / "malformed"

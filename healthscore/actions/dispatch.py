@@ -14,26 +14,23 @@ The protocol, per ledger row:
 3. send; 4. mark `sent` with the vendor's id, or `failed` with the error.
 
 A process killed between 1 and 4 leaves the row `attempting`; the next run
-treats it like a failed one (step 2 before 3).
+treats it like a failed one (step 2 before 3). How each kind sends and looks for
+its earlier write is the kind's (`healthscore.actions.kinds`); this module is
+the protocol around it.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthscore.actions.plan import ListSync
+from healthscore.actions.kinds import REGISTRY
+from healthscore.actions.kinds.base import ActionKind, ListSync
 from healthscore.history.ledger import ActionLedger, LedgerEntry
 from healthscore.integrations.hubspot.actions import HubSpotActions
 from healthscore.integrations.jira.issues import JiraSender
 from healthscore.integrations.slack.messages import SlackSender
-
-KILL_AFTER_ENV = "HEALTHSCORE_TEST_KILL_AFTER_SENT"
-"""Test hook: an integer N. After the Nth vendor call that succeeded, and before its
-ledger row is marked sent, the process SIGKILLs itself (the worst moment to die)."""
 
 
 @dataclass
@@ -49,14 +46,15 @@ class Vendors:
     hubspot: Callable[[], HubSpotActions]
     _built: dict[str, Any] = field(default_factory=dict)
 
-    def get(self, kind: str) -> Any:
-        if kind not in self._built:
-            factory = {"slack": self.slack, "jira": self.jira, "hubspot": self.hubspot}[kind]
+    def get(self, vendor: str) -> Any:
+        """The client of `vendor` (an `ActionKind.vendor`: a field name of this class)."""
+        if vendor not in self._built:
+            factory: Callable[[], Any] = getattr(self, vendor)
             try:
-                self._built[kind] = factory()
-            except Exception as exc:  # remembered: every row of this kind fails the same way
-                self._built[kind] = exc
-        built = self._built[kind]
+                self._built[vendor] = factory()
+            except Exception as exc:  # remembered: every row of this vendor fails the same way
+                self._built[vendor] = exc
+        built = self._built[vendor]
         if isinstance(built, Exception):
             raise built
         return built
@@ -77,49 +75,59 @@ def _error(exc: BaseException) -> str:
 
 
 class Dispatcher:
-    """Sends the due ledger rows of one playbook and applies `sync: true` list removals."""
+    """Sends the due ledger rows of one playbook and applies `sync: true` list removals.
+
+    `after_send(entry)` runs after the vendor accepted a row and before the row is
+    marked sent: the moment a crash leaves a delivered row `attempting`, which
+    the crash tests use to die at the worst time.
+    """
 
     def __init__(
-        self, ledger: ActionLedger, vendors: Vendors, log: Callable[[str], None] = print
+        self,
+        ledger: ActionLedger,
+        vendors: Vendors,
+        log: Callable[[str], None] = print,
+        after_send: Callable[[LedgerEntry], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.vendors = vendors
         self.log = log
+        self.after_send = after_send
         self.result = DispatchResult()
-        self._accepted = 0
-        self._kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
 
     def run(self, playbook: str, syncs: Sequence[ListSync] = ()) -> DispatchResult:
-        due = self.ledger.due(playbook)
-        lists: dict[tuple[str, str], list[LedgerEntry]] = {}
-        for entry in due:
-            if entry.kind == "hubspot_list":
-                key = (str(entry.payload["list"]), str(entry.payload["object_type_id"]))
-                lists.setdefault(key, []).append(entry)
+        batches: dict[tuple[str, Hashable], list[LedgerEntry]] = {}
+        for entry in self.ledger.due(playbook):
+            kind = REGISTRY.get(entry.kind)
+            key = kind.batch(entry) if kind else None
+            if key is None:
+                self._one(entry, kind)
             else:
-                self._one(entry)
-        for (name, object_type_id), entries in lists.items():
-            self._list_batch(name, object_type_id, entries)
+                batches.setdefault((entry.kind, key), []).append(entry)
+        for (name, key), entries in batches.items():
+            self._batch(REGISTRY[name], key, entries)
         for sync in syncs:
             self._sync(sync)
         return self.result
 
     # -- one row
 
-    def _one(self, entry: LedgerEntry) -> None:
+    def _one(self, entry: LedgerEntry, kind: ActionKind | None) -> None:
         claimed = self.ledger.claim(entry)
         if claimed is None:
             self.result.skipped += 1
             return
         reconcile = entry.attempts > 0
         try:
-            external_id, external = self._send(claimed, reconcile)
+            if kind is None:
+                raise ValueError(f"unknown action kind {entry.kind!r}")
+            external_id, external = kind.send(self.vendors.get(kind.vendor), claimed, reconcile)
         except Exception as exc:  # any failure is recorded; the row is retried next run
             self.ledger.mark_failed(claimed.id, _error(exc))
             self.result.failed += 1
             self.result.errors.append(f"{entry.action} / {entry.account_id}: {_error(exc)}")
             return
-        self._vendor_accepted()
+        self._accepted(claimed)
         self.ledger.mark_sent(claimed.id, external_id, external)
         if external.get("reconciled"):
             self.result.reconciled += 1
@@ -127,75 +135,37 @@ class Dispatcher:
         else:
             self.result.sent += 1
 
-    def _send(self, entry: LedgerEntry, reconcile: bool) -> tuple[str, dict[str, Any]]:
-        payload = entry.payload
-        if entry.kind == "slack":
-            slack: SlackSender = self.vendors.get("slack")
-            channel, where = slack.resolve(payload)
-            if reconcile:
-                ts = slack.find_sent(channel, entry.key, entry.created_at)
-                if ts is not None:
-                    return f"{channel}/{ts}", {
-                        "channel": channel,
-                        "ts": ts,
-                        "where": where,
-                        "reconciled": True,
-                    }
-            ts = slack.post(channel, payload, entry.key)
-            return f"{channel}/{ts}", {"channel": channel, "ts": ts, "where": where}
-        if entry.kind == "jira":
-            jira: JiraSender = self.vendors.get("jira")
-            return jira.send(payload)
-        if entry.kind == "hubspot_task":
-            hubspot: HubSpotActions = self.vendors.get("hubspot")
-            if reconcile:
-                found = hubspot.find_task(payload, entry.account_id)
-                if found is not None:
-                    return f"task {found}", {"task": found, "reconciled": True}
-            task = hubspot.create_task(payload, entry.account_id)
-            return f"task {task}", {"task": task}
-        raise ValueError(f"unknown action kind {entry.kind!r}")
+    # -- batches (HubSpot lists): one vendor call for all the due rows of a batch
 
-    # -- lists: one membership call per list for all its due rows
-
-    def _list_batch(self, name: str, object_type_id: str, entries: list[LedgerEntry]) -> None:
+    def _batch(self, kind: ActionKind, key: Hashable, entries: list[LedgerEntry]) -> None:
         claimed = [c for c in (self.ledger.claim(e) for e in entries) if c is not None]
         self.result.skipped += len(entries) - len(claimed)
         if not claimed:
             return
         try:
-            hubspot: HubSpotActions = self.vendors.get("hubspot")
-            list_id = hubspot.list_id(name, object_type_id, create=True)
-            assert list_id is not None  # created when missing
-            hubspot.add_members(list_id, [c.account_id for c in claimed])
+            external_id, external = kind.send_batch(self.vendors.get(kind.vendor), key, claimed)
         except Exception as exc:
             for entry in claimed:
                 self.ledger.mark_failed(entry.id, _error(exc))
             self.result.failed += len(claimed)
-            self.result.errors.append(f"list {name!r}: {_error(exc)}")
+            self.result.errors.append(f"{kind.name} {key!r}: {_error(exc)}")
             return
         for entry in claimed:
-            self._vendor_accepted()
-            self.ledger.mark_sent(entry.id, f"list {list_id}", {"list_id": list_id})
+            self._accepted(entry)
+            self.ledger.mark_sent(entry.id, external_id, external)
             self.result.sent += 1
 
     def _sync(self, sync: ListSync) -> None:
+        kind = REGISTRY[sync.kind]
         try:
-            hubspot: HubSpotActions = self.vendors.get("hubspot")
-            list_id = hubspot.list_id(sync.list_name, sync.object_type_id, create=False)
-            if list_id is None:
-                return
-            stale = [m for m in hubspot.members(list_id) if m not in sync.qualifying]
-            if stale:
-                hubspot.remove_members(list_id, stale)
-                self.result.removed += len(stale)
-                self.log(
-                    f"[{sync.action}] removed {len(stale)} from {sync.list_name!r}: {stale[:20]}"
-                )
+            stale = kind.remove_stale(self.vendors.get(kind.vendor), sync)
         except Exception as exc:  # retried next run: removal is recomputed from scratch
             self.result.errors.append(f"sync {sync.list_name!r}: {_error(exc)}")
+            return
+        if stale:
+            self.result.removed += len(stale)
+            self.log(f"[{sync.action}] removed {len(stale)} from {sync.list_name!r}: {stale[:20]}")
 
-    def _vendor_accepted(self) -> None:
-        self._accepted += 1
-        if self._kill_after and self._accepted >= self._kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+    def _accepted(self, entry: LedgerEntry) -> None:
+        if self.after_send is not None:
+            self.after_send(entry)

@@ -7,11 +7,11 @@ modules only send what is built here, so the dry run can show it verbatim.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from healthscore.actions.escape import jira_wiki, plain, slack_mrkdwn
+from healthscore.core.text import slug
 
 HEADER_LIMIT = 150  # Slack: plain_text in a header block
 SECTION_LIMIT = 3000  # Slack: text of a section block
@@ -112,7 +112,7 @@ def jira_breakdown(
 
 def label_slug(text: str) -> str:
     """Jira labels: no spaces; lower-case letters, digits and dashes read well in JQL."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+    return slug(text, "-") or "x"
 
 
 def short_hash(text: str, length: int = 12) -> str:

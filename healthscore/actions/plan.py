@@ -11,45 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from jinja2 import TemplateError
-
-from healthscore.actions.context import group_drops, record_url, status_chip, template_context
-from healthscore.actions.escape import escaper, html_text, jira_wiki, plain
-from healthscore.actions.messages import (
-    account_label,
-    jira_breakdown,
-    label_slug,
-    occurrence_label,
-    rule_label,
-    slack_blocks,
-)
+from healthscore.actions.context import record_url
+from healthscore.actions.escape import plain
+from healthscore.actions.kinds import REGISTRY
+from healthscore.actions.kinds.base import ActionRenderError, ListSync, Occurrence
 from healthscore.core.conditions import compile_all
 from healthscore.core.crm import OBJECT_TYPE_IDS, CrmSnapshot, Owner
 from healthscore.core.playbook import Action, Playbook
-from healthscore.core.templates import render
 from healthscore.core.trends import Comparison
 from healthscore.core.triggers import Firing, TriggerHistory, fire, holds_now
-from healthscore.errors import UserError
-from healthscore.history.ledger import PendingAction, ledger_key
-
-DEFAULT_TASK_DUE_DAYS = 3
-
-
-class ActionRenderError(UserError):
-    """A template that parsed at validation time but failed on this account's values."""
-
-
-@dataclass(frozen=True)
-class ListSync:
-    """A `sync: true` list: who qualifies now; every other member is removed."""
-
-    action: str
-    list_name: str
-    object_type_id: str
-    qualifying: frozenset[str]
+from healthscore.history.ledger import PendingAction
 
 
 @dataclass
@@ -67,12 +40,8 @@ class ActionPlan:
 
 def describe(action: PendingAction, state: str | None = None) -> str:
     """One line for a dry run or a log: what, to whom, for which account, and why."""
-    verb = {
-        "slack": "send a Slack message to",
-        "jira": "open (or comment on) a Jira issue in",
-        "hubspot_list": "add the account to HubSpot list",
-        "hubspot_task": "create a HubSpot task for",
-    }.get(action.kind, action.kind)
+    kind = REGISTRY.get(action.kind)
+    verb = kind.verb if kind else action.kind  # a row of a kind since removed
     name = action.payload.get("account_name", "")
     line = (
         f"[{action.action}] would {verb} {action.target} for {name} ({action.account_id}): "
@@ -83,13 +52,6 @@ def describe(action: PendingAction, state: str | None = None) -> str:
     if state is not None:
         return line + f" -- already recorded ({state}), would retry"
     return line
-
-
-def _render(source: str, context: dict[str, Any], what: str) -> str:
-    try:
-        return render(source, context)
-    except TemplateError as exc:
-        raise ActionRenderError(f"{what}: {exc}") from None
 
 
 def plan_actions(
@@ -106,12 +68,13 @@ def plan_actions(
     moment = as_of.timestamp()
     for action in playbook.actions:
         where = compile_all([c.as_tuple() for c in action.where])
+        synced = REGISTRY[action.kind].synced_list(action)
         qualifying: set[str] = set()
         for comparison in comparisons:
             score = comparison.score
             if not where(score.properties, moment):
                 continue
-            if action.do == "hubspot_list" and holds_now(
+            if synced is not None and holds_now(
                 action.trigger, score.id, comparison.rounded, score.status, history
             ):
                 qualifying.add(score.id)
@@ -132,11 +95,12 @@ def plan_actions(
                 )
             except ActionRenderError as exc:
                 plan.render_errors.append(f"{action.name} / {score.id}: {exc}")
-        if action.do == "hubspot_list" and action.options.get("sync"):
+        if synced is not None:
             plan.syncs.append(
                 ListSync(
+                    action.kind,
                     action.name,
-                    str(action.options["list"]),
+                    synced,
                     OBJECT_TYPE_IDS[playbook.object],
                     frozenset(qualifying),
                 )
@@ -156,119 +120,18 @@ def _pending(
 ) -> PendingAction:
     score = comparison.score
     url = record_url(portal_id, playbook.object, score.id)
-    payload: dict[str, Any] = {"account_name": plain(score.name), "url": url}
-    kind = action.do
-
-    def context(target: str) -> dict[str, Any]:
-        return template_context(
-            comparison,
-            owner=owner,
-            playbook=playbook.name,
-            action=action.name,
-            url=url,
-            escape=escaper(target),
-        )
-
-    options = action.options
-    if kind == "slack":
-        text = _render(str(options["message"]), context("slack"), "message")
-        prior = history.prior.get(score.id)
-        drops = group_drops(score.group_points(), prior.groups if prior else {})
-        to = str(options.get("to") or "owner")
-        fallback = options.get("fallback_channel")
-        payload |= {
-            "to": to,
-            "owner_email": owner.email if owner else None,
-            "fallback_channel": str(fallback) if fallback else None,
-            "text": text,
-            "blocks": slack_blocks(
-                account_name=score.name,
-                text=text,
-                score=comparison.rounded,
-                delta=comparison.delta,
-                status=score.status,
-                chip=status_chip(score.color),
-                trend=comparison.trend,
-                arrow=comparison.arrow,
-                previous_status=comparison.previous_status,
-                drops=drops,
-                url=url,
-            ),
-        }
-        if to == "owner":
-            target = f"owner {owner.email if owner and owner.email else '(no email)'}"
-            if fallback:
-                target += f" (else {fallback})"
-        else:
-            target = to
-    elif kind == "jira":
-        summary = _render(str(options["summary"]), context("plain"), "summary")
-        intro = ""
-        if options.get("description"):
-            intro = _render(str(options["description"]), context("jira"), "description")
-        key = ledger_key(playbook.name, action.name, score.id, firing.occurrence)
-        labels = [label_slug(str(label)) for label in options.get("labels") or []]
-        payload |= {
-            "project": str(options["project"]),
-            "issue_type": str(options.get("issue_type") or "Task"),
-            "summary": plain(summary)[:255],
-            "description": jira_breakdown(
-                intro=intro,
-                score=comparison.rounded,
-                status=score.status,
-                previous_status=comparison.previous_status,
-                delta=comparison.delta,
-                trend=comparison.trend,
-                reason=firing.reason,
-                rules=score.rule_points(),
-                groups=score.group_points(),
-                url=url,
-            ),
-            "comment": (
-                f"Health score alert again: {jira_wiki(firing.reason)} (score "
-                f"{comparison.rounded:g}, status {jira_wiki(score.status)}, {url})"
-            ),
-            "labels": labels,
-            "account_label": account_label(score.id),
-            "rule_label": rule_label(playbook.name, action.name),
-            "occurrence_label": occurrence_label(key),
-        }
-        target = f"project {options['project']}"
-    elif kind == "hubspot_list":
-        payload |= {
-            "list": str(options["list"]),
-            "object_type_id": OBJECT_TYPE_IDS[playbook.object],
-            "sync": bool(options.get("sync")),
-        }
-        target = f"'{options['list']}'"
-    elif kind == "hubspot_task":
-        subject = _render(str(options["subject"]), context("plain"), "subject")
-        body = ""
-        if options.get("description"):
-            body = _render(str(options["description"]), context("html"), "description")
-        due_days = float(options.get("due_in_days") or DEFAULT_TASK_DUE_DAYS)
-        due = as_of + timedelta(days=due_days)
-        payload |= {
-            "subject": plain(subject)[:255],
-            "body": body or html_text(firing.reason),
-            "owner_id": score.owner_id,
-            "due_ms": int(due.timestamp() * 1000),
-            "priority": str(options.get("priority") or "MEDIUM").upper(),
-            "object_type": playbook.object,
-        }
-        target = f"owner {owner.display_name if owner else score.owner_id or '(none)'}"
-    else:  # pragma: no cover - validation allows only the four kinds
-        raise ActionRenderError(f"unknown action kind {kind!r}")
+    occurrence = Occurrence(playbook, action, comparison, firing, owner, history, as_of, url)
+    payload, target = REGISTRY[action.kind].render(occurrence)
     return PendingAction(
         playbook=playbook.name,
         action=action.name,
-        kind=kind,
+        kind=action.kind,
         account_id=score.id,
         occurrence=firing.occurrence,
         as_of=as_of,
         reason=firing.reason,
         target=target,
-        payload=payload,
+        payload={"account_name": plain(score.name), "url": url, **payload},
     )
 
 

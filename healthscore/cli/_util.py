@@ -19,8 +19,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from healthscore.actions import load_playbook
 from healthscore.core.crm import SnapshotError
-from healthscore.core.playbook import PlaybookError, load_playbook
+from healthscore.core.playbook import PlaybookError
 from healthscore.core.values import parse_as_of
 from healthscore.playbooks import bundled_names, find_bundled
 from healthscore.sources import SOURCE_HELP, SourceError

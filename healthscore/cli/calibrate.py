@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from healthscore.actions import load_playbook
 from healthscore.calibration import calibrate as calibration
 from healthscore.cli._util import (
     AsOfOption,
@@ -32,7 +33,7 @@ from healthscore.cli._util import (
     user_errors,
 )
 from healthscore.core.crm import CrmSnapshot
-from healthscore.core.playbook import Playbook, load_playbook
+from healthscore.core.playbook import Playbook
 from healthscore.core.symbols import chip
 from healthscore.playbooks import SCHEMA_FILE
 from healthscore.sources import load_snapshot

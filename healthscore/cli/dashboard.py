@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from healthscore.actions import load_playbook
 from healthscore.cli._util import DbOption, app, err, fail, out, run_errors
 from healthscore.cli.runs import STARTUP_TIMEOUT_ENV
-from healthscore.core.playbook import PlaybookError, load_playbook
+from healthscore.core.playbook import PlaybookError
 from healthscore.core.symbols import chip
 from healthscore.playbooks import DEFAULT_PLAYBOOK
 

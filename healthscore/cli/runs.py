@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from healthscore.actions import load_playbook
 from healthscore.cli._util import (
     AsOfOption,
     DbOption,
@@ -29,7 +30,6 @@ from healthscore.cli._util import (
     safe_url,
     user_errors,
 )
-from healthscore.core.playbook import load_playbook
 from healthscore.core.symbols import TREND_ARROWS, chip
 
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"

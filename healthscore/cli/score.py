@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from healthscore.actions import load_playbook, playbook_schema
 from healthscore.cli._util import (
     PLAYBOOK_HELP,
     AsOfOption,
@@ -31,8 +32,7 @@ from healthscore.cli._util import (
     out,
     user_errors,
 )
-from healthscore.core.playbook import Playbook, PlaybookError, load_playbook
-from healthscore.core.schema import PLAYBOOK_SCHEMA
+from healthscore.core.playbook import Playbook, PlaybookError
 from healthscore.core.scoring import AccountScore, Scorer, round2
 from healthscore.core.symbols import chip
 from healthscore.playbooks import find_bundled
@@ -78,7 +78,7 @@ def schema(
     ] = None,
 ) -> None:
     """Print the playbook JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
-    text = json.dumps(PLAYBOOK_SCHEMA, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(playbook_schema(), indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:

@@ -1,13 +1,19 @@
 """The playbook format as a JSON Schema: one definition, two uses.
 
-`healthscore validate` walks this schema (with `playbook.py`'s semantic checks
-on top) to point at the exact line of a mistake, and `healthscore schema`
-publishes it so editors (yaml-language-server) autocomplete playbooks. Every
-field has a description because CS ops read them as tooltips.
+`healthscore validate` validates against this schema with `jsonschema` (and
+`healthscore.core.playbook.check`'s semantic checks on top) to point at the exact
+line of a mistake, and `healthscore schema` publishes it so editors
+(yaml-language-server) autocomplete playbooks. Every field has a description
+because CS ops read them as tooltips.
+
+The core knows no action kind. An action here is its envelope (`name`, `on`,
+`where`, `do`); `playbook_schema(kinds)` adds each kind's fragment, the JSON
+Schema of its own keys, which `healthscore.actions.kinds` declares.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from healthscore.core.conditions import OPERATORS
@@ -16,7 +22,9 @@ SCHEMA_URL = "https://healthscore.dev/schema/playbook.schema.json"
 
 STATUS_COLORS = ["green", "yellow", "red", "orange", "blue", "gray"]
 EVENT_TYPES_HINT = "meetings, calls, emails, notes, tasks, tickets, deals, or any associated object"
-ACTION_KINDS = ["slack", "jira", "hubspot_list", "hubspot_task"]
+COMMON_ACTION_FIELDS = ("name", "on", "where", "do")
+TEMPLATE_FORMAT = "healthscore-template"
+"""The `format` of a string that is a Jinja template; checked when the playbook loads."""
 TRIGGERS = {
     "status_changed_to": "fires when the status becomes this label (the first score included)",
     "status_changed_from": "fires when the status leaves this label",
@@ -180,31 +188,58 @@ TRIGGER = _obj(
     description="Exactly one trigger: " + ", ".join(TRIGGERS),
 )
 
-ACTION = _obj(
-    {
-        "name": {"type": "string"},
-        "on": {"$ref": "#/$defs/trigger"},
-        "where": {**CONDITIONS, "description": "Extra conditions on the account's properties."},
-        "do": {"enum": ACTION_KINDS},
-        "to": {
-            "type": "string",
-            "description": "slack: `owner` (the account owner by email), a #channel or a user id.",
+ACTION_ENVELOPE = {
+    "name": {"type": "string", "description": "Shown in logs and the ledger; default from `do`."},
+    "on": {"$ref": "#/$defs/trigger"},
+    "where": {**CONDITIONS, "description": "Extra conditions on the account's properties."},
+    "do": {"type": "string", "description": "The action kind."},
+}
+
+KindSchemas = Mapping[str, Mapping[str, Any]]
+"""Action kind name (`do:`) -> JSON Schema of its own keys: `properties` and `required`."""
+
+
+def action_schema(kinds: KindSchemas | None) -> dict[str, Any]:
+    """An action: the envelope, and with `kinds` each kind's keys through `if do == kind`.
+
+    Without kinds any `do` name passes and the other keys are not checked (the
+    scoring-only reading of a playbook). With kinds, `do` must name one, every
+    key must belong to some kind (else "unknown field"), and the `then` of the
+    action's kind requires its keys and rejects the keys of other kinds.
+    """
+    if kinds is None:
+        return {"type": "object", "properties": ACTION_ENVELOPE, "required": ["on", "do"]}
+    documented: dict[str, list[str]] = {}
+    for kind, fragment in kinds.items():
+        for key, definition in fragment.get("properties", {}).items():
+            documented.setdefault(key, []).append(f"{kind}: {definition.get('description', '')}")
+    return _obj(
+        {
+            **ACTION_ENVELOPE,
+            "do": {"enum": list(kinds), "description": "The action kind."},
+            **{key: {"description": "; ".join(docs)} for key, docs in documented.items()},
         },
-        "fallback_channel": {"type": "string"},
-        "message": {"type": "string", "description": "Jinja template of the Slack text."},
-        "project": {"type": "string"},
-        "issue_type": {"type": "string"},
-        "summary": {"type": "string", "description": "Jinja template of the Jira summary."},
-        "description": {"type": "string", "description": "Jinja template of the body."},
-        "labels": {"type": "array", "items": _text},
-        "list": {"type": "string", "description": "HubSpot list name (created if missing)."},
-        "sync": {"type": "boolean", "description": "Remove accounts that no longer qualify."},
-        "subject": {"type": "string", "description": "Jinja template of the task subject."},
-        "due_in_days": {"type": "number", "minimum": 0},
-        "priority": {"enum": ["LOW", "MEDIUM", "HIGH"]},
-    },
-    ["on", "do"],
-)
+        ["on", "do"],
+        allOf=[
+            {
+                "if": {"properties": {"do": {"const": kind}}, "required": ["do"]},
+                "then": _obj(
+                    {**dict.fromkeys(COMMON_ACTION_FIELDS, True), **fragment["properties"]},
+                    list(fragment.get("required", [])),
+                ),
+            }
+            for kind, fragment in kinds.items()
+        ],
+    )
+
+
+def playbook_schema(kinds: KindSchemas | None = None) -> dict[str, Any]:
+    """The whole playbook format; `kinds` as in `action_schema`."""
+    return {
+        **PLAYBOOK_SCHEMA,
+        "$defs": {**PLAYBOOK_SCHEMA["$defs"], "action": action_schema(kinds)},
+    }
+
 
 PLAYBOOK_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -248,6 +283,6 @@ PLAYBOOK_SCHEMA: dict[str, Any] = {
         "group": GROUP,
         "threshold": THRESHOLD,
         "trigger": TRIGGER,
-        "action": ACTION,
+        "action": action_schema(None),
     },
 }

@@ -45,7 +45,13 @@ def as_number(value: Any) -> float | None:
 
 
 def as_timestamp(value: Any) -> float | None:
-    """Seconds since the epoch (UTC) of an ISO 8601 date or an epoch-milliseconds value."""
+    """Seconds since the epoch (UTC) of a CRM date; None when it is not one.
+
+    The one date parser of the product, and its one epoch rule: a number, or text
+    of ASCII digits with an optional sign, is epoch *milliseconds* (how HubSpot
+    stores datetime properties), whatever its length; any other text must be ISO
+    8601 (`2026-01-31`, `2026-01-31T10:00:00Z`), a time without zone being UTC.
+    """
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):

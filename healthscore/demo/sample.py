@@ -45,11 +45,13 @@ import bisect
 import gc
 import math
 import random
-import unicodedata
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from healthscore.core.text import slug
+from healthscore.core.values import as_timestamp
 
 __all__ = [
     "DEFAULT_AS_OF",
@@ -260,15 +262,10 @@ _PLAN_PRICE = {"starter": 25, "professional": 60, "enterprise": 120}
 # Latent health mixture: (weight, mean, standard deviation) per cluster.
 _HEALTH_MIXTURE = ((0.62, 0.92, 0.05), (0.22, 0.68, 0.07), (0.16, 0.33, 0.12))
 
-_TRANSLIT = str.maketrans(
-    {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "ı": "i", "'": ""}
-)
-
 
 def _ascii(text: str) -> str:
     """Lower-case ASCII for emails and domains ("Łukasz" -> "lukasz", "O'Brien" -> "obrien")."""
-    text = unicodedata.normalize("NFKD", text.translate(_TRANSLIT))
-    return "".join(ch for ch in text.encode("ascii", "ignore").decode().lower() if ch.isalnum())
+    return slug(text, "")
 
 
 _FIRST_ASCII = {n: _ascii(n) for n in _FIRST_NAMES}
@@ -1037,16 +1034,8 @@ def _number(value: Any) -> float | None:
 
 def _epoch_seconds(value: Any) -> int | None:
     """Epoch seconds of an ISO 8601 or epoch-milliseconds CRM date, None if neither."""
-    text = str(value or "").strip()
-    if text.isdigit():
-        return int(text) // 1000
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+    stamp = as_timestamp(value)
+    return None if stamp is None else math.floor(stamp)
 
 
 def _unit(text: str) -> float:

@@ -4,6 +4,12 @@ HubSpot writes ISO 8601 in UTC with milliseconds and a `Z`; Jira writes
 `2024-01-31T10:00:00.000+0000`; Slack writes `ts` strings of epoch seconds with
 six decimals. Parsing accepts what the CRM snapshot may hold (ISO dates, ISO
 date-times, epoch milliseconds) so search filters can compare them.
+
+`parse_moment` is the sandbox's own on purpose, not `healthscore.core.values.
+as_timestamp`: it models what HubSpot's and Jira's servers accept (fewer than 9
+digits are not epoch milliseconds to them, `20260131` is a date), and a fake
+that shared the product's parser would hide the product's parsing bugs instead
+of exposing them.
 """
 
 from __future__ import annotations

@@ -16,8 +16,6 @@ HubSpot's limit, through `HubSpotConnection.call` (rate limit, retries).
 from __future__ import annotations
 
 import importlib
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
 from healthscore.core.scoring import round2
+from healthscore.core.text import slug as text_slug
 from healthscore.core.trends import Comparison
 from healthscore.core.values import as_number
 from healthscore.errors import VendorError
@@ -91,9 +90,9 @@ class WritebackResult:
 
 
 def slug(text: str) -> str:
-    """A HubSpot internal name: lowercase ASCII letters, digits, underscores; starts a letter."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    name = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
+    """A HubSpot internal name: lowercase ASCII letters, digits, underscores; starts with a
+    letter (HubSpot's rule for property names), so "2026 plan" -> "p_2026_plan"."""
+    name = text_slug(text)
     if not name or not name[0].isalpha():
         name = f"p_{name}" if name else "playbook"
     return name

@@ -1,0 +1,210 @@
+"""The playbook model: what a validated playbook file becomes (frozen dataclasses).
+
+Every field is already checked by `healthscore.core.playbook.check`; the scorer,
+the trigger evaluation and the actions read these without re-checking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from healthscore.core.conditions import VALUELESS_OPERATORS
+from healthscore.core.derived import Expression
+
+RuleKind = Literal["property", "value_map", "scale", "event", "associated"]
+
+DEFAULT_THRESHOLDS: tuple[dict[str, Any], ...] = (
+    {"min": 80, "label": "Healthy", "color": "green"},
+    {"min": 60, "label": "Neutral", "color": "yellow"},
+    {"min": 0, "label": "At-risk", "color": "red"},
+)
+LEVEL_TRIGGERS = frozenset({"score_at_least", "score_below", "status_is"})
+WINDOW_TRIGGERS = frozenset({"score_dropped_by", "score_rose_by"})
+
+
+@dataclass(frozen=True)
+class Condition:
+    property: str
+    op: str
+    value: Any = None
+
+    def as_tuple(self) -> tuple[str, str, Any]:
+        return (self.property, self.op, self.value)
+
+    def describe(self) -> str:
+        if self.op in VALUELESS_OPERATORS:
+            return f"{self.property} {self.op}"
+        return f"{self.property} {self.op} {show_value(self.value)}"
+
+
+@dataclass(frozen=True)
+class Decay:
+    percent: float
+    every_days: float
+
+
+@dataclass(frozen=True)
+class Band:
+    points: float
+    exactly: int | None = None
+    between: tuple[int, int] | None = None
+    at_least: int | None = None
+
+    def holds(self, count: int) -> bool:
+        if self.exactly is not None:
+            return count == self.exactly
+        if self.between is not None:
+            return self.between[0] <= count <= self.between[1]
+        return self.at_least is not None and count >= self.at_least
+
+    def describe(self) -> str:
+        if self.exactly is not None:
+            return f"exactly {self.exactly}"
+        if self.between is not None:
+            return f"{self.between[0]}-{self.between[1]}"
+        return f"at least {self.at_least}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    kind: RuleKind
+    points: float | None = None
+    when: tuple[Condition, ...] = ()
+    property: str | None = None
+    points_each: Mapping[str, float] = field(default_factory=dict)
+    scale_from: tuple[float, float] | None = None
+    scale_to: tuple[float, float] | None = None
+    event: str | None = None
+    where: tuple[Condition, ...] = ()
+    within_days: float | None = None
+    timestamp_property: str | None = None
+    limit: float | None = None
+    decay: Decay | None = None
+    frequency: tuple[Band, ...] = ()
+    associated: str | None = None
+    aggregate: str = "sum"
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    rules: tuple[Rule, ...]
+    weight: float = 1.0
+    max_points: float | None = None
+    min_points: float | None = None
+    start: float = 0.0
+
+
+@dataclass(frozen=True)
+class Threshold:
+    min: float
+    label: str
+    color: str
+
+
+@dataclass(frozen=True)
+class TrendSettings:
+    compare_days: float = 30
+    flat_band: float = 3
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: str
+    value: Any
+    within_days: float | None = None
+    every_run: bool = False
+
+    @property
+    def is_level(self) -> bool:
+        return self.kind in LEVEL_TRIGGERS
+
+
+@dataclass(frozen=True)
+class Action:
+    """The envelope every action has; `options` holds its kind's own keys.
+
+    The core knows no action kind: `kind` is the `do:` name, and its options
+    (message, project, list...) are checked and defaulted by the kind's JSON
+    Schema fragment (`healthscore.actions.kinds`), rendered and sent there too.
+    `line` is the 1-based YAML line of the action, for errors found later.
+    """
+
+    name: str
+    kind: str
+    trigger: Trigger
+    where: tuple[Condition, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    groups: tuple[Group, ...]
+    object: str = "companies"
+    description: str | None = None
+    segment: tuple[Condition, ...] = ()
+    derived: tuple[tuple[str, Expression], ...] = ()
+    combine: str = "sum"
+    thresholds: tuple[Threshold, ...] = ()  # highest `min` first
+    trend: TrendSettings = TrendSettings()
+    actions: tuple[Action, ...] = ()
+    writeback: bool = True
+    path: str | None = None
+    content_hash: str = ""
+
+    def status_of(self, score: float) -> Threshold:
+        """The highest threshold the unrounded score reaches; the lowest catches the rest."""
+        for threshold in self.thresholds:
+            if score >= threshold.min:
+                return threshold
+        return self.thresholds[-1]
+
+    def required_properties(self) -> dict[str, set[str]]:
+        """Properties each object type must carry for this playbook: what a source pulls."""
+        needs: dict[str, set[str]] = {self.object: set()}
+        account = needs[self.object]
+        derived_names = {name for name, _ in self.derived}
+        account.update(c.property for c in self.segment)
+        for _, expression in self.derived:
+            account.update(expression.names - derived_names)
+        for action in self.actions:
+            account.update(c.property for c in action.where)
+        for group in self.groups:
+            for rule in group.rules:
+                if rule.kind in ("property", "value_map", "scale"):
+                    account.update(c.property for c in rule.when)
+                    if rule.property:
+                        account.add(rule.property)
+                    continue
+                other = needs.setdefault(rule.event or rule.associated or "", set())
+                other.update(c.property for c in (*rule.where, *rule.when))
+                if rule.property:
+                    other.add(rule.property)
+                if rule.kind == "event":
+                    other.update({rule.timestamp_property or "hs_timestamp", "createdate"})
+        account -= derived_names
+        return needs
+
+
+def show_value(value: Any) -> str:
+    """A value as a playbook author wrote it: 10 not 10.0, text unquoted, lists plain."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    return str(plain(value))
+
+
+def plain(value: Any) -> Any:
+    """ruamel's commented containers to plain lists and dicts (keys as text)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
