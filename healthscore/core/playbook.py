@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -183,6 +184,7 @@ class Playbook:
     trend: TrendSettings = TrendSettings()
     actions: tuple[Action, ...] = ()
     writeback: bool = True
+    timezone: str = "UTC"  # IANA name; trigger windows count calendar days here
     path: str | None = None
     content_hash: str = ""
 
@@ -506,6 +508,8 @@ class _Checker:
             weights = [g.get("weight", 1) for g in groups if isinstance(g, Mapping)]
             if weighted and all(map(_is_number, weights)) and sum(weights) <= 0:
                 self.error(("groups",), "the weights of a weighted playbook add up to 0")
+        if isinstance(data.get("timezone"), str):
+            self._timezone(data["timezone"])
         labels = self._thresholds(data.get("thresholds"))
         actions = data.get("actions")
         if isinstance(actions, list):
@@ -561,6 +565,18 @@ class _Checker:
         elif isinstance(value, Mapping | list) or value is None:
             hint = "use `op: in` for a list of values" if isinstance(value, list) else None
             self.error(where, f"`{op}` needs a single value", hint)
+
+    def _timezone(self, name: str) -> None:
+        """An IANA name the tz database knows (`zoneinfo`, with the `tzdata` package)."""
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            close = _did_you_mean(name, sorted(available_timezones()))
+            self.error(
+                ("timezone",),
+                f"unknown time zone {name!r}",
+                close or "use an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`",
+            )
 
     def _derived(self, name: str, source: Any) -> None:
         path: Path_ = ("derived", name)
@@ -857,6 +873,7 @@ def _build(data: Mapping[str, Any], filename: str, content_hash: str) -> Playboo
         ),
         actions=tuple(_action(a, trend) for a in data.get("actions") or []),
         writeback=bool(data.get("writeback", True)),
+        timezone=str(data.get("timezone", "UTC")),
         path=filename,
         content_hash=content_hash,
     )
