@@ -79,18 +79,20 @@ def pull(
     progress: Progress | None = None,
     full: bool = False,
     full_pull_every_days: float = FULL_PULL_EVERY_DAYS,
+    connection: HubSpotConnection | None = None,
 ) -> PulledCrm:
     """Pull what the playbook (and its write-back) needs; incrementally when a cache allows.
 
     `full` forces a full pull (`run --full`); otherwise a cache whose last full
-    pull is `full_pull_every_days` or more old gets one too.
+    pull is `full_pull_every_days` or more old gets one too. `connection`: an
+    already configured one (its own limits) instead of `connect_source`.
     """
     if not is_api_source(source):
         snapshot = load_snapshot(source, playbook, progress=progress)
         return PulledCrm(snapshot, datetime.now(UTC), False, 0, reason=f"{source} is read whole")
     from healthscore.integrations.hubspot import pull as hubspot
 
-    connection = connect_source(source, token)
+    connection = connection or connect_source(source, token)
     key = cache_key(source, connection, playbook)
     cached = load_cache(key) if load_cache else None
     payload = _payload(cached)
