@@ -21,7 +21,7 @@ from prefect.utilities.annotations import quote
 from healthscore.core.values import parse_as_of
 from healthscore.history import RUN_FAILED, RUN_SUCCEEDED, RunInfo
 from healthscore.reports.run_summary import summarize
-from healthscore.sources.cached import is_api_source
+from healthscore.sources.cached import FULL_PULL_EVERY_DAYS, is_api_source
 from tasks.actions import plan_due_actions, run_actions
 from tasks.crm import pull_crm
 from tasks.report import publish_dashboard, publish_report
@@ -46,6 +46,8 @@ def score_accounts(
     dry_run: bool = False,
     db_url: str | None = None,
     dashboard: str | None = None,
+    full: bool = False,
+    full_pull_every_days: float = FULL_PULL_EVERY_DAYS,
 ) -> dict[str, Any]:
     """Score every account of a playbook, keep the history, write back, act, report.
 
@@ -55,13 +57,23 @@ def score_accounts(
     the history database (default `HEALTHSCORE_DB_URL` or SQLite in the data folder).
     dashboard: where the HTML dashboard goes, a folder or a `.html` file (default
     `HEALTHSCORE_DASHBOARD_DIR`, else next to the SQLite file); not written on a dry run.
+    full: pull every record instead of the changes since the cached pull (`run --full`).
+    full_pull_every_days: the safety net of incremental pulls, which give exactly the
+    scores of a full pull: a full pull anyway once the last one is this many days old.
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
     moment = parse_as_of(as_of)
 
     playbook = read_playbook(playbook_path)
-    pulled = pull_crm(playbook, source, db_url, use_cache=not dry_run)
+    pulled = pull_crm(
+        playbook,
+        source,
+        db_url,
+        use_cache=not dry_run,
+        full=full,
+        full_pull_every_days=full_pull_every_days,
+    )
     scores = score(playbook, big(pulled.snapshot), moment)
     comparisons = compare_with_history(playbook, big(scores), moment, db_url, dry_run)
     plan = plan_due_actions(
@@ -84,6 +96,7 @@ def score_accounts(
             run_id=run_id,
         )
         summary.pull_incremental, summary.pull_calls = pulled.incremental, pulled.calls
+        summary.pull_reason = pulled.reason
         if dry_run:
             summary.writeback_skipped = "dry run"
         elif not playbook.writeback:

@@ -110,7 +110,9 @@ def plan_due_actions(
         )
     else:
         with open_store(db_url) as store:
-            history = trigger_history(store.engine, playbook.name, as_of, drops, rises)
+            history = trigger_history(
+                store.engine, playbook.name, as_of, drops, rises, playbook.timezone
+            )
             plan = plan_actions(
                 playbook,
                 comparisons,

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from healthscore.core.playbook import Playbook
 from healthscore.history import CacheEntry, open_store
 from healthscore.integrations.hubspot.client import TOKEN_ENV
-from healthscore.sources.cached import PulledCrm, is_api_source, pull
+from healthscore.sources.cached import FULL_PULL_EVERY_DAYS, PulledCrm, is_api_source, pull
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 
 SECRET_BLOCK = "hubspot-access-token"
@@ -46,8 +46,15 @@ def hubspot_token(source: str) -> str | None:
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def pull_crm(playbook: Playbook, source: str, db_url: str | None, use_cache: bool) -> PulledCrm:
-    """Pull every record the playbook and its write-back need."""
+def pull_crm(
+    playbook: Playbook,
+    source: str,
+    db_url: str | None,
+    use_cache: bool,
+    full: bool = False,
+    full_pull_every_days: float = FULL_PULL_EVERY_DAYS,
+) -> PulledCrm:
+    """Pull every record the playbook and its write-back need (`full`: ignore the cache)."""
     logger = get_run_logger()
     load_cache: Callable[[str], CacheEntry | None] | None = None
     if use_cache and is_api_source(source):
@@ -56,12 +63,20 @@ def pull_crm(playbook: Playbook, source: str, db_url: str | None, use_cache: boo
             with open_store(db_url) as store:
                 return store.load_cache(key)
 
-    pulled = pull(source, playbook, token=hubspot_token(source), load_cache=load_cache)
+    pulled = pull(
+        source,
+        playbook,
+        token=hubspot_token(source),
+        load_cache=load_cache,
+        full=full,
+        full_pull_every_days=full_pull_every_days,
+    )
     logger.info(
-        "pulled %d records from %s (%s, %d API calls)",
+        "pulled %d records from %s (%s: %s; %d API calls)",
         pulled.records,
         source,
         "incremental" if pulled.incremental else "full",
+        pulled.reason,
         pulled.calls,
     )
     return pulled

@@ -171,8 +171,13 @@ def test_three_runs_trends_transitions_and_writebacks(
     assert again["pull_incremental"] is True
     assert (again["written_records"], again["writeback_calls"]) == (0, 0)
     calls = stats(sandbox)["calls"]
-    # the incremental pull: a last-modified search (nothing found) and the owners
-    assert set(calls) == {"POST /crm/v3/objects/{objectType}/search", "GET /crm/v3/owners"}
+    # the incremental pull: a last-modified search (nothing found), the owners and the
+    # archived companies (`archived=true` list: deletions are seen every run)
+    assert set(calls) == {
+        "POST /crm/v3/objects/{objectType}/search",
+        "GET /crm/v3/owners",
+        "GET /crm/v3/objects/{objectType}",
+    }
     assert sum(calls.values()) == again["pull_calls"]
 
 

@@ -45,6 +45,14 @@ def run(
     ] = False,
     as_of: AsOfOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Pull every record instead of the changes since the last run "
+            "(a full pull also runs by itself once the last one is 7 days old).",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole flow once, as a Prefect flow run: pull, score, store, write back, report."""
     moment = as_of_or_fail(as_of)
@@ -64,6 +72,7 @@ def run(
             as_of=moment.isoformat(),
             dry_run=dry_run,
             db_url=url,
+            full=full,
         )
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
@@ -94,7 +103,8 @@ def print_run_summary(summary: dict[str, Any], url: str) -> None:
             markup=False,
         )
     pull = "incremental" if summary["pull_incremental"] else "full"
-    out.print(f"pull: {pull}, {summary['pull_calls']} API calls", markup=False)
+    why = f" ({summary['pull_reason']})" if summary.get("pull_reason") else ""
+    out.print(f"pull: {pull}{why}, {summary['pull_calls']} API calls", markup=False)
     if summary["writeback_skipped"]:
         out.print(f"write-back: skipped ({summary['writeback_skipped']})", markup=False)
     else:

@@ -8,6 +8,13 @@ playbook spec says and never trusts a source to have done it.
 Associations are listed on the non-account side (a meeting lists the companies
 it belongs to); `related()` turns them around once, into an index from account
 id to its associated records, so scoring stays linear in the number of records.
+
+One rule for association pairs, in every source: a record->account pair is a
+set member (`association_ids`). A CRM export lists a pair once per association
+type (a ticket that is both "primary" and "unlabelled" on a company appears
+twice); counting it twice would double the ticket and push a meeting into a
+higher frequency band. HubSpot's v4 association read already returns one entry
+per pair with a list of types, which is the same rule.
 """
 
 from __future__ import annotations
@@ -93,7 +100,7 @@ class CrmSnapshot:
                 continue
             by_account: dict[str, list[CrmRecord]] = {}
             for record in records:
-                for account_id in record.associations.get(account_object, ()):
+                for account_id in association_ids(record.associations.get(account_object, ())):
                     by_account.setdefault(account_id, []).append(record)
             index[object_type] = by_account
         return index
@@ -135,6 +142,11 @@ class CrmSnapshot:
         return cls.from_json(data, origin=str(path))
 
 
+def association_ids(ids: Iterable[Any]) -> list[str]:
+    """Ids as strings, each once, in first-seen order: a pair is a set member."""
+    return list(dict.fromkeys(str(i) for i in ids))
+
+
 def property_string(value: Any) -> str | None:
     """A property value as HubSpot would send it: a string, or None when unset."""
     if value is None:
@@ -167,7 +179,7 @@ def _record(data: Any, where: str) -> CrmRecord:
     return CrmRecord(
         id=str(data["id"]),
         properties={str(k): property_string(v) for k, v in properties.items()},
-        associations={str(k): [str(i) for i in _ids(v, where)] for k, v in associations.items()},
+        associations={str(k): association_ids(_ids(v, where)) for k, v in associations.items()},
     )
 
 

@@ -272,6 +272,11 @@ PLAYBOOK_SCHEMA: dict[str, Any] = {
                 "type": "boolean",
                 "description": "Write score, status, trend and groups to HubSpot (default true).",
             },
+            "timezone": {
+                "type": "string",
+                "description": "IANA time zone (e.g. Europe/Berlin) in which a trigger's "
+                "`within_days` counts calendar days (default UTC).",
+            },
         },
         ["name", "groups"],
     ),

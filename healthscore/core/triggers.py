@@ -18,8 +18,12 @@ Readings of docs/playbook.md chosen here:
   entry into the state: when the state holds now and did not hold in the
   previous run (or there was none). `every_run: true` fires on every run in
   the state; each run is its own occurrence.
-- `score_dropped_by: N, within_days: D`: the highest score stored in
-  [T - D, T), minus the score now, is at least N. The occurrence is the as-of
+- `score_dropped_by: N, within_days: D`: the highest score stored in the
+  window, minus the score now, is at least N. The window holds the runs at
+  most D calendar days earlier in the playbook's `timezone:` (IANA, default
+  UTC), up to but excluding T (`window_start`): a weekly Monday 06:00 schedule
+  must see last Monday's run whether the clocks moved an hour in between (7
+  days and 1 hour apart) or this run started a few seconds late. The occurrence is the as-of
   of that high: while the drop is measured from the same high it is the same
   occurrence (one alert), a drop from a newer high is a new one.
   `score_rose_by` mirrors it with the lowest score.
@@ -28,9 +32,11 @@ Readings of docs/playbook.md chosen here:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from healthscore.core.playbook import Trigger
 from healthscore.core.scoring import round2
@@ -73,6 +79,20 @@ class Firing:
 
     occurrence: str
     reason: str
+
+
+def window_start(as_of: datetime, days: float, timezone: str = "UTC") -> datetime:
+    """Where a trigger's `within_days` window starts: local midnight, `ceil(days)` dates back.
+
+    `as_of` must be aware; the result is aware, in `timezone`. Calendar days of
+    PLAYBOOK_SPEC.md ("at most D calendar days earlier in the playbook's
+    timezone"): 2026-10-26 06:00 Europe/Berlin with 7 days starts at
+    2026-10-19 00:00 CEST, so the run of 2026-10-19 06:00 CEST counts although
+    it is 7 days and 1 hour earlier.
+    """
+    zone = ZoneInfo(timezone)
+    first = as_of.astimezone(zone).date() - timedelta(days=math.ceil(days))
+    return datetime.combine(first, time(0), tzinfo=zone)
 
 
 def occurrence_of(as_of: datetime) -> str:

@@ -33,6 +33,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Baseline, Comparison, PastScore, WindowRange, trigger_windows
+from healthscore.core.triggers import window_start
 from healthscore.errors import StoreError as _StoreError
 from healthscore.history.ledger import PendingAction, insert_pending
 from healthscore.history.models import RUN_OUTCOMES, RUN_RUNNING, SQLModel
@@ -291,7 +292,9 @@ class HistoryStore:
             ),
             last_run=self.latest_per_account(playbook.name, as_of),
             windows={
-                days: self.score_ranges(playbook.name, as_of - timedelta(days=days), as_of)
+                days: self.score_ranges(
+                    playbook.name, window_start(as_of, days, playbook.timezone), as_of
+                )
                 for days in trigger_windows(playbook)
             },
         )

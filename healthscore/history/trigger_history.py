@@ -9,13 +9,13 @@ One query per question, reduced to one row per account in the database.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from healthscore.core.triggers import Extreme, PriorRun, TriggerHistory
+from healthscore.core.triggers import Extreme, PriorRun, TriggerHistory, window_start
 from healthscore.history.models import SQLModel
 
 SNAPSHOTS = SQLModel.metadata.tables["account_snapshots"]
@@ -66,12 +66,21 @@ def prior_runs(engine: Engine, playbook: str, before: datetime) -> dict[str, Pri
 
 
 def window_extremes(
-    engine: Engine, playbook: str, before: datetime, days: float, *, highest: bool
+    engine: Engine,
+    playbook: str,
+    before: datetime,
+    days: float,
+    *,
+    highest: bool,
+    timezone: str = "UTC",
 ) -> dict[str, Extreme]:
-    """Each account's highest (or lowest) score in [before - days, before), newest on ties."""
+    """Each account's highest (or lowest) score in [window start, before), newest on ties.
+
+    The start counts calendar days in the playbook's `timezone` (`window_start`).
+    """
     score = SNAPSHOTS.c.score.desc() if highest else SNAPSHOTS.c.score.asc()
     order = (score, SNAPSHOTS.c.as_of.desc(), SNAPSHOTS.c.run_id.desc())
-    since = before - timedelta(days=days)
+    since = window_start(_aware(before), days, timezone)
     return {
         row.account_id: Extreme(row.score, _aware(row.as_of))
         for row in _first_rows(engine, _ranked(playbook, order, since, before))
@@ -84,10 +93,17 @@ def trigger_history(
     as_of: datetime,
     drop_days: Iterable[float],
     rise_days: Iterable[float],
+    timezone: str = "UTC",
 ) -> TriggerHistory:
     """Everything the triggers of a playbook need: 1 + one query per window and direction."""
     return TriggerHistory(
         prior=prior_runs(engine, playbook, as_of),
-        highs={d: window_extremes(engine, playbook, as_of, d, highest=True) for d in drop_days},
-        lows={d: window_extremes(engine, playbook, as_of, d, highest=False) for d in rise_days},
+        highs={
+            d: window_extremes(engine, playbook, as_of, d, highest=True, timezone=timezone)
+            for d in drop_days
+        },
+        lows={
+            d: window_extremes(engine, playbook, as_of, d, highest=False, timezone=timezone)
+            for d in rise_days
+        },
     )

@@ -59,6 +59,7 @@ class RunSummary:
     new_accounts: int = 0
     pull_incremental: bool = False
     pull_calls: int = 0
+    pull_reason: str = ""  # why the pull was full or incremental
     written_records: int = 0
     written_values: int = 0
     writeback_calls: int = 0
@@ -140,7 +141,9 @@ def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
         "",
         f"- source: `{summary.source}` ("
         + ("incremental" if summary.pull_incremental else "full")
-        + f" pull, {summary.pull_calls} API calls)",
+        + f" pull, {summary.pull_calls} API calls"
+        + (f"; {summary.pull_reason}" if summary.pull_reason else "")
+        + ")",
         f"- write-back: {summary.written_values} values on {summary.written_records} records"
         + (f" ({summary.writeback_skipped})" if summary.writeback_skipped else ""),
         f"- actions: {summary.actions}",

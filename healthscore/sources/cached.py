@@ -5,6 +5,14 @@ what changed since the last pull (`hs_lastmodifieddate`) and merges it into the
 cached snapshot. The cache lives in the history store and is written in the
 same transaction as the run, so a crashed run never leaves a cache that is
 newer than the scores stored with it. File sources are read whole every time.
+
+The invariant (README, `healthscore.integrations.hubspot.pull`): an incremental
+run gives exactly the scores a full pull would give at that moment. As a
+safety net a full pull still runs at least every `full_pull_every_days`
+(default 7, a flow/deployment parameter) and whenever `run --full` asks; the
+cached payload is `{"full_pulled_at": ISO, "snapshot": {...}}` so the age of
+the last full pull survives incremental runs. A cache written before that
+format has no such date and gets a full pull.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
@@ -23,6 +32,8 @@ from healthscore.integrations.hubspot.writeback import writeback_properties
 from healthscore.sources import Progress, SourceError, load_snapshot
 
 API_SOURCES = ("hubspot", "sandbox")
+FULL_PULL_EVERY_DAYS = 7.0
+"""Default age (days) after which the next run pulls fully instead of incrementally."""
 
 
 @dataclass
@@ -34,6 +45,7 @@ class PulledCrm:
     incremental: bool
     calls: int
     cache: CacheEntry | None = None
+    reason: str = ""  # why this kind of pull ran: "--full", "last full pull 7.0 days ago", ...
 
     @property
     def records(self) -> int:
@@ -65,37 +77,69 @@ def pull(
     token: str | None = None,
     load_cache: Callable[[str], CacheEntry | None] | None = None,
     progress: Progress | None = None,
+    full: bool = False,
+    full_pull_every_days: float = FULL_PULL_EVERY_DAYS,
+    connection: HubSpotConnection | None = None,
 ) -> PulledCrm:
-    """Pull what the playbook (and its write-back) needs; incrementally when a cache exists."""
+    """Pull what the playbook (and its write-back) needs; incrementally when a cache allows.
+
+    `full` forces a full pull (`run --full`); otherwise a cache whose last full
+    pull is `full_pull_every_days` or more old gets one too. `connection`: an
+    already configured one (its own limits) instead of `connect_source`.
+    """
     if not is_api_source(source):
         snapshot = load_snapshot(source, playbook, progress=progress)
-        return PulledCrm(snapshot, datetime.now(UTC), incremental=False, calls=0)
+        return PulledCrm(snapshot, datetime.now(UTC), False, 0, reason=f"{source} is read whole")
     from healthscore.integrations.hubspot import pull as hubspot
 
-    connection = connect_source(source, token)
+    connection = connection or connect_source(source, token)
     key = cache_key(source, connection, playbook)
     cached = load_cache(key) if load_cache else None
-    previous = (
-        CrmSnapshot.from_json(json.loads(cached.snapshot_json), origin="the CRM cache")
-        if cached
-        else None
-    )
+    payload = _payload(cached)
+    started = datetime.now(UTC)
+    last_full = payload[1] if payload else None
+    reason = ""
+    if full:
+        reason = "--full"
+    elif last_full is not None and started - last_full >= timedelta(days=full_pull_every_days):
+        age = (started - last_full) / timedelta(days=1)
+        reason = f"last full pull {age:.1f} days ago (every {full_pull_every_days:g} days)"
+    elif cached is not None and payload is None:
+        reason = "the cache does not say when the last full pull ran"
+    use = payload is not None and not reason
     result = hubspot.pull(
         playbook,
         connection,
-        previous=previous,
-        since=cached.pulled_at if cached else None,
-        previous_signature=cached.signature if cached else None,
+        previous=payload[0] if use and payload else None,
+        since=cached.pulled_at if use and cached else None,
+        previous_signature=cached.signature if use and cached else None,
         extra_properties=_extra(playbook),
         progress=progress,
     )
+    full_at = last_full if result.incremental and last_full else result.pulled_at
+    body = {"full_pulled_at": full_at.isoformat(), "snapshot": result.snapshot.to_json()}
     entry = CacheEntry(
-        key,
-        result.pulled_at,
-        json.dumps(result.snapshot.to_json(), separators=(",", ":")),
-        result.signature,
+        key, result.pulled_at, json.dumps(body, separators=(",", ":")), result.signature
     )
-    return PulledCrm(result.snapshot, result.pulled_at, result.incremental, result.calls, entry)
+    return PulledCrm(
+        result.snapshot,
+        result.pulled_at,
+        result.incremental,
+        result.calls,
+        entry,
+        reason or result.reason,
+    )
+
+
+def _payload(cached: CacheEntry | None) -> tuple[CrmSnapshot, datetime] | None:
+    """The cached snapshot and its last full pull, or None (no cache, or the old format)."""
+    if cached is None:
+        return None
+    data: Any = json.loads(cached.snapshot_json)
+    if not isinstance(data, dict) or set(data) != {"full_pulled_at", "snapshot"}:
+        return None
+    snapshot = CrmSnapshot.from_json(data["snapshot"], origin="the CRM cache")
+    return snapshot, datetime.fromisoformat(data["full_pulled_at"])
 
 
 def _extra(playbook: Playbook) -> dict[str, list[str]]:

@@ -69,6 +69,7 @@ def build(
             for i, a in enumerate(data.get("actions") or [])
         ),
         writeback=bool(data.get("writeback", True)),
+        timezone=str(data.get("timezone", "UTC")),
         path=filename,
         content_hash=content_hash,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from healthscore.core.conditions import (
     DATE_OPERATORS,
@@ -108,6 +109,8 @@ class _Checker:
             weights = [g.get("weight", 1) for g in groups if isinstance(g, Mapping)]
             if weighted and all(map(is_number, weights)) and sum(weights) <= 0:
                 self.error(("groups",), "the weights of a weighted playbook add up to 0")
+        if isinstance(data.get("timezone"), str):
+            self._timezone(data["timezone"])
         labels = self._thresholds(data.get("thresholds"))
         actions = data.get("actions")
         if isinstance(actions, list):
@@ -163,6 +166,18 @@ class _Checker:
         elif isinstance(value, Mapping | list) or value is None:
             hint = "use `op: in` for a list of values" if isinstance(value, list) else None
             self.error(where, f"`{op}` needs a single value", hint)
+
+    def _timezone(self, name: str) -> None:
+        """An IANA name the tz database knows (`zoneinfo`, with the `tzdata` package)."""
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            close = did_you_mean(name, sorted(available_timezones()))
+            self.error(
+                ("timezone",),
+                f"unknown time zone {name!r}",
+                close or "use an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`",
+            )
 
     def _derived(self, name: str, source: Any) -> None:
         path: Path_ = ("derived", name)

@@ -155,6 +155,7 @@ class Playbook:
     trend: TrendSettings = TrendSettings()
     actions: tuple[Action, ...] = ()
     writeback: bool = True
+    timezone: str = "UTC"  # IANA name; trigger windows count calendar days here
     path: str | None = None
     content_hash: str = ""
 

@@ -5,11 +5,34 @@ for every other object type the account->type associations (v4 batch read,
 1,000 ids a call, each id paged on its own), then those records' properties
 (batch read, 100 a call). Never a call per record.
 
-An incremental pull starts from the previous snapshot (kept in the history
-store) and asks CRM search for what changed since the last pull
-(`hs_lastmodifieddate`, `lastmodifieddate` on contacts): one search per object
-type when little changed. Past search's 10,000-result cap it falls back to a
-full pull. Records deleted in HubSpot are only noticed by a full pull.
+The invariant: **an incremental pull returns exactly the snapshot a full pull
+would return at that moment**, so an incremental run gives exactly its scores.
+It starts from the previous snapshot (kept in the history store) and trusts it
+only for what HubSpot tells us did not change:
+
+- properties: CRM search for records modified since the last pull
+  (`hs_lastmodifieddate`, `lastmodifieddate` on contacts), one search per type;
+- deleted accounts: the `archived=true` list of the account type (search never
+  returns archived records, and archiving does not bump the modification date);
+- merged accounts: the survivor is modified, so search returns it with
+  `hs_merged_object_ids`; those ids leave the snapshot (the merged-away id is in
+  neither list; an archived survivor's merged ids are read from the archived list);
+- associations: re-read for every account on every run (v4 batch read) because
+  creating or removing an association bumps neither record's modification date.
+  Related records no account links to any more leave the snapshot (a ticket
+  deleted as spam is archived, so it leaves the association read too); linked
+  ids the cache does not hold are batch-read.
+
+Call budget for A accounts, T related types, C changed/new related records,
+D archived accounts (HubSpot keeps them 90 days), O owners:
+  full:        ceil(O/500) + ceil(A/100) + T*ceil(A/1000) + sum over types ceil(R_t/100)
+  incremental: ceil(O/500) + (1+T) searches (+1 a page of 200 results)
+               + max(1, ceil(D/100)) + T*ceil(A/1000) + sum ceil(C_t/100) for unseen ids
+so 10,000 companies with 4 related types cost about 47 calls plus a batch read per
+100 newly linked records, against several hundred for a full pull. Past search's
+10,000-result cap it falls back to a full pull. A record restored from HubSpot's
+recycle bin keeps its old modification date; the periodic full pull (the flow's
+`full_pull_every_days`, default 7) brings it back.
 
 Every call goes through `HubSpotConnection.call`, which holds the rate limits;
 retries with backoff (honouring Retry-After) live in the client's urllib3 Retry.
@@ -36,7 +59,7 @@ from hubspot.crm.objects.models import (
     SimplePublicObjectId,
 )
 
-from healthscore.core.crm import CrmRecord, CrmSnapshot, Owner
+from healthscore.core.crm import CrmRecord, CrmSnapshot, Owner, association_ids
 from healthscore.core.playbook import Playbook
 from healthscore.errors import SourceError
 from healthscore.integrations import Progress
@@ -48,6 +71,7 @@ ASSOCIATION_BATCH = 1_000
 SEARCH_PAGE = 200
 SEARCH_CAP = 10_000
 OWNER_PAGE = 500
+MERGED_IDS = "hs_merged_object_ids"
 
 ACCOUNT_PROPERTIES = {
     "companies": {"name", "hubspot_owner_id", "domain"},
@@ -67,6 +91,7 @@ class PullResult:
     signature: str  # what was pulled; a cache with another signature is not reused
     calls: int = 0
     changed: dict[str, int] = field(default_factory=dict)
+    reason: str = ""  # why this kind of pull ran, for the run summary
 
 
 def modified_property(object_type: str) -> str:
@@ -109,15 +134,20 @@ def pull(
     signature = hashlib.sha256(json.dumps(needs, sort_keys=True).encode()).hexdigest()[:16]
     puller = _Puller(connection, playbook.object, needs, progress)
     started = datetime.now(UTC)
-    if previous is not None and since is not None and previous_signature == signature:
+    if previous is None or since is None:
+        reason = "no cached snapshot"
+    elif previous_signature != signature:
+        reason = "the playbook reads other properties than the cached snapshot holds"
+    else:
         try:
             snapshot, changed = puller.incremental(previous, since - connection.clock_margin)
-            return PullResult(snapshot, started, True, signature, puller.calls, changed)
-        except SearchCapReached:
-            pass
+            reason = f"changes since {since.isoformat(timespec='seconds')}"
+            return PullResult(snapshot, started, True, signature, puller.calls, changed, reason)
+        except SearchCapReached as exc:
+            reason = f"more than {SEARCH_CAP:,} changed {exc} since the last pull"
     snapshot = puller.full()
     changed = {kind: len(records) for kind, records in snapshot.objects.items()}
-    return PullResult(snapshot, started, False, signature, puller.calls, changed)
+    return PullResult(snapshot, started, False, signature, puller.calls, changed, reason)
 
 
 def _properties_needed(
@@ -251,11 +281,7 @@ class _Puller:
                     CrmRecord(
                         record_id,
                         _properties(item.properties, properties),
-                        {
-                            self.account_type: sorted(
-                                set(links.get(record_id, [])), key=_numeric_first
-                            )
-                        },
+                        {self.account_type: _pairs(links.get(record_id, []))},
                     )
                 )
             self.report(object_type, len(records), len(ids))
@@ -267,42 +293,82 @@ class _Puller:
     def incremental(
         self, previous: CrmSnapshot, since: datetime
     ) -> tuple[CrmSnapshot, dict[str, int]]:
+        """The snapshot a full pull would return now, from `previous` and what changed.
+
+        Accounts: the cached ones, updated and added from the change search,
+        minus the archived ones (`archived=true` list) and the ids merged into
+        another (`hs_merged_object_ids` of the merge's survivor, live or archived).
+        Related records: exactly the ids the association read of every account
+        returns now; cached properties for those the change search did not
+        return, a batch read for ids the cache does not hold.
+        """
         owners = self.owners()
         changed: dict[str, int] = {}
         accounts = {r.id: r for r in previous.records(self.account_type)}
-        fresh = self.search_changed(self.account_type, since)
-        new_accounts = [r.id for r in fresh if r.id not in accounts]
+        fresh, merged = self.search_changed(self.account_type, since, merges=True)
         for record in fresh:
             accounts[record.id] = record
+        archived, merged_away = self.archived_ids(self.account_type)
+        for gone in archived | merged | merged_away:
+            accounts.pop(gone, None)
         changed[self.account_type] = len(fresh)
+        account_ids = sorted(accounts, key=_numeric_first)
         objects: dict[str, list[CrmRecord]] = {
-            self.account_type: sorted(accounts.values(), key=lambda r: _numeric_first(r.id))
+            self.account_type: [accounts[i] for i in account_ids]
         }
         for object_type in self.related_types():
-            known = {r.id: r for r in previous.records(object_type)}
-            updated = self.search_changed(object_type, since)
-            if updated:
-                links = self.associations(object_type, self.account_type, [r.id for r in updated])
-                accounts_of = _invert(links)
-                for record in updated:
-                    mine = sorted(accounts_of.get(record.id, ()), key=_numeric_first)
-                    record.associations = {self.account_type: mine}
+            links = self.associations(self.account_type, object_type, account_ids)
+            known = {r.id: r for r in previous.records(object_type) if r.id in links}
+            updated, _ = self.search_changed(object_type, since)
+            for record in updated:
+                if record.id in links:
                     known[record.id] = record
-            if new_accounts:  # a new account may come with records that did not change
-                links = self.associations(self.account_type, object_type, new_accounts)
-                missing = {i: ids for i, ids in links.items() if i not in known}
-                for record in self.records_by_id(object_type, missing):
-                    known[record.id] = record
-                for record_id, account_ids in links.items():
-                    if record_id in known and record_id not in missing:
-                        mine = known[record_id].associations.setdefault(self.account_type, [])
-                        mine.extend(a for a in account_ids if a not in mine)
+            missing = {i: ids for i, ids in links.items() if i not in known}
+            records = [
+                CrmRecord(r.id, r.properties, {self.account_type: _pairs(links[r.id])})
+                for r in known.values()
+            ]
+            records.extend(self.records_by_id(object_type, missing))
             changed[object_type] = len(updated)
-            objects[object_type] = sorted(known.values(), key=lambda r: _numeric_first(r.id))
+            objects[object_type] = sorted(records, key=lambda r: _numeric_first(r.id))
         return CrmSnapshot(owners=owners, objects=objects), changed
 
-    def search_changed(self, object_type: str, since: datetime) -> list[CrmRecord]:
+    def archived_ids(self, object_type: str) -> tuple[set[str], set[str]]:
+        """Ids in HubSpot's recycle bin, and the ids merged into those (`archived=true` list).
+
+        HubSpot keeps archived records 90 days; one page per 100 of them. A
+        merged-away id is in neither list: it is only named by its survivor.
+        """
+        archived: set[str] = set()
+        merged: set[str] = set()
+        after: str | None = None
+        while True:
+            page = self.call(
+                self.crm.objects.basic_api.get_page,
+                object_type,
+                limit=LIST_PAGE,
+                properties=[MERGED_IDS],
+                archived=True,
+                **_after(after),
+            )
+            for item in page.results or []:
+                archived.add(str(item.id))
+                merged.update(_merged_ids(item.properties))
+            after = _next_after(page)
+            if after is None:
+                return archived, merged
+
+    def search_changed(
+        self, object_type: str, since: datetime, *, merges: bool = False
+    ) -> tuple[list[CrmRecord], set[str]]:
+        """Records modified at or after `since`, and (`merges`) the ids merged into them.
+
+        A merge bumps the survivor's modification date and lists the merged id in
+        its `hs_merged_object_ids`; the merged id itself leaves every endpoint.
+        """
         properties = self.needs[object_type]
+        asked = [*properties, MERGED_IDS] if merges else properties
+        merged: set[str] = set()
         modified = modified_property(object_type)
         millis = str(int(since.timestamp() * 1000))
         records: list[CrmRecord] = []
@@ -315,7 +381,7 @@ class _Puller:
                     )
                 ],
                 sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
-                properties=properties,
+                properties=asked,
                 limit=SEARCH_PAGE,
                 after=after,
             )
@@ -327,22 +393,24 @@ class _Puller:
             )
             if (page.total or 0) > SEARCH_CAP:
                 raise SearchCapReached(object_type)
-            records.extend(
-                CrmRecord(str(item.id), _properties(item.properties, properties))
-                for item in page.results or []
-            )
+            for item in page.results or []:
+                records.append(CrmRecord(str(item.id), _properties(item.properties, properties)))
+                merged.update(_merged_ids(item.properties))
             self.report(f"changed {object_type}", len(records), page.total)
             after = _next_after(page)
             if after is None:
-                return records
+                return records, merged
 
 
-def _invert(links: Mapping[str, list[str]]) -> dict[str, set[str]]:
-    inverted: dict[str, set[str]] = {}
-    for target, sources in links.items():
-        for source in sources:
-            inverted.setdefault(source, set()).add(target)
-    return inverted
+def _pairs(account_ids: Iterable[str]) -> list[str]:
+    """A record's accounts: each record->account pair once (`association_ids`), in id order."""
+    return sorted(association_ids(account_ids), key=_numeric_first)
+
+
+def _merged_ids(values: Mapping[str, Any] | None) -> set[str]:
+    """`hs_merged_object_ids` ("111;112") as a set of ids."""
+    raw = (values or {}).get(MERGED_IDS) or ""
+    return {part.strip() for part in str(raw).split(";") if part.strip()}
 
 
 def _after(after: str | None) -> dict[str, Any]:
