@@ -1,5 +1,8 @@
 // The account table of the healthscore dashboard: sort, filter, drill down.
 // Every CRM string goes into the page through textContent, never innerHTML.
+// #hs-data (reports/dashboard.py `_data`): group names, [group index, rule name] and run
+// days once; per account its group and rule points in those orders (null: none) and its
+// history as [day index, score] pairs.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("hs-data").textContent);
@@ -51,7 +54,7 @@
     dot.setAttribute("fill", "#4b6cb7");
     svg.appendChild(dot);
     var title = document.createElementNS(SVG, "title");
-    title.textContent = history.map(function (p) { return p[0] + ": " + fmt(p[1]); }).join("\n");
+    title.textContent = history.map(function (p) { return data.days[p[0]] + ": " + fmt(p[1]); }).join("\n");
     svg.appendChild(title);
     return svg;
   }
@@ -60,18 +63,20 @@
     var row = el("tr", null, "details"), cell = el("td");
     cell.colSpan = 7;
     var grid = el("div", null, "rules");
-    Object.keys(a.rules).forEach(function (group) {
-      var box = el("div");
-      box.appendChild(el("h3", group + ": " + fmt(a.groups[group]) + " points"));
-      var table = el("table");
-      var rules = a.rules[group];
-      Object.keys(rules).forEach(function (rule) {
+    data.groups.forEach(function (group, g) {
+      var table = el("table"), any = false;
+      data.rules.forEach(function (rule, r) {
+        var points = a.rules[r];
+        if (rule[0] !== g || points === null) return;
+        any = true;
         var tr = el("tr");
-        tr.appendChild(el("td", rule));
-        var points = rules[rule];
+        tr.appendChild(el("td", rule[1]));
         tr.appendChild(el("td", signed(points), "num " + (points < 0 ? "neg" : points > 0 ? "pos" : "")));
         table.appendChild(tr);
       });
+      if (!any) return;
+      var box = el("div");
+      box.appendChild(el("h3", group + ": " + fmt(a.groups[g]) + " points"));
       box.appendChild(table);
       grid.appendChild(box);
     });
@@ -98,7 +103,9 @@
     var spark = el("td");
     spark.appendChild(sparkline(a.history));
     tr.appendChild(spark);
-    tr.appendChild(el("td", Object.keys(a.groups).map(function (g) { return g + " " + fmt(a.groups[g]); }).join(" · "), "groups"));
+    var groups = [];
+    data.groups.forEach(function (group, g) { if (a.groups[g] !== null) groups.push(group + " " + fmt(a.groups[g])); });
+    tr.appendChild(el("td", groups.join(" · "), "groups"));
     tr.addEventListener("click", function () {
       var next = tr.nextSibling;
       if (next && next.className === "details") { next.remove(); return; }
