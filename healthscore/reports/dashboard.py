@@ -208,8 +208,11 @@ def _figure(data: list[dict[str, Any]], height: int, **layout: Any) -> dict[str,
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "font": FONT,
-        "legend": {"orientation": "h", "y": -0.15, "traceorder": "normal"},
+        # above the plot: below it, it would cover the x axis title
+        "legend": {"orientation": "h", "x": 0, "y": 1, "yanchor": "bottom", "traceorder": "normal"},
     }
+    for axis in ("xaxis", "yaxis"):  # room for tick labels and titles, as plotly.py does
+        base[axis] = {"automargin": True} | layout.pop(axis, {})
     return {"data": data, "layout": base | layout}
 
 
@@ -288,7 +291,7 @@ def _figure_owners(p: Portfolio, owners: list[OwnerView]) -> dict[str, Any]:
         barmode="stack",
         annotations=annotations,
         xaxis={"range": [0, longest * 1.35 + 1], "title": {"text": "accounts"}},
-        yaxis={"automargin": True, "type": "category"},
+        yaxis={"type": "category"},
     )
 
 
@@ -350,7 +353,7 @@ def _figure_movers(p: Portfolio) -> dict[str, Any]:
         300,
         annotations=[] if movers else [empty],
         xaxis={"title": {"text": "points gained or lost over the trend window"}, "zeroline": True},
-        yaxis={"automargin": True, "type": "category"},
+        yaxis={"type": "category"},
     )
 
 
