@@ -2,7 +2,7 @@
 // Every CRM string goes into the page through textContent, never innerHTML.
 // #hs-data (reports/dashboard.py `_data`): group names, [group index, rule name] and run
 // days once; per account its group and rule points in those orders (null: none) and its
-// history as [day index, score] pairs.
+// history as one flat list: day index, score, day index, score, ...
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("hs-data").textContent);
@@ -54,7 +54,7 @@
     dot.setAttribute("fill", "#4b6cb7");
     svg.appendChild(dot);
     var title = document.createElementNS(SVG, "title");
-    title.textContent = history.map(function (p) { return data.days[p[0]] + ": " + fmt(p[1]); }).join("\n");
+    title.textContent = history.map(function (p) { return p[0] + ": " + fmt(p[1]); }).join("\n");
     svg.appendChild(title);
     return svg;
   }
@@ -101,7 +101,9 @@
     var trend = (data.arrows[a.trend] || "") + " " + (a.delta === null ? a.trend : signed(a.delta));
     tr.appendChild(el("td", trend, "trend"));
     var spark = el("td");
-    spark.appendChild(sparkline(a.history));
+    var history = [];
+    for (var i = 0; i + 1 < a.history.length; i += 2) history.push([data.days[a.history[i]], a.history[i + 1]]);
+    spark.appendChild(sparkline(history));
     tr.appendChild(spark);
     var groups = [];
     data.groups.forEach(function (group, g) { if (a.groups[g] !== null) groups.push(group + " " + fmt(a.groups[g])); });
