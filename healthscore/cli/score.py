@@ -83,7 +83,10 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            atomic_write(output, text)
+        except OSError as exc:
+            fail(f"{output}: cannot write ({exc.strerror})")
         out.print(f"wrote {output}", markup=False)
 
 
