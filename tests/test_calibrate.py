@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 from typer.testing import CliRunner
 
 from healthscore.actions import load_playbook, parse_playbook
-from healthscore.calibration.calibrate import average_ranks, calibrate, health_auc, roc_auc
+from healthscore.calibration.calibrate import calibrate, health_auc, roc_auc
 from healthscore.cli import app
 from healthscore.core.scoring import Scorer
 from healthscore.core.values import parse_as_of
@@ -184,7 +185,11 @@ def test_auc_matches_the_pair_definition_on_random_ties() -> None:
     churned = {str(i) for i in np.flatnonzero(labels)}
     assert health_auc(points, labels) == pytest.approx(pairwise_auc(by_id, churned))
     assert roc_auc(points, labels) == pytest.approx(1 - pairwise_auc(by_id, churned))
-    assert average_ranks([3.0, 1.0, 3.0, 2.0]).tolist() == [3.5, 1.0, 3.5, 2.0]
+    # and the Mann-Whitney U with average ranks (ties share the mean of their positions)
+    assert rankdata([3.0, 1.0, 3.0, 2.0]).tolist() == [3.5, 1.0, 3.5, 2.0]
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    u = rankdata(points)[labels].sum() - n_pos * (n_pos + 1) / 2
+    assert roc_auc(points, labels) == pytest.approx(u / (n_pos * n_neg))
 
 
 def test_html_report_is_offline_and_escaped(tiny: tuple[Path, Path], tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def test_dashboard_command_writes_an_offline_file(demo: dict[str, Any], tmp_path
     assert f"wrote {target.resolve()}" in result.output
     page = target.read_text(encoding="utf-8")
     assert external_resources(page) == []  # nothing loaded from the network
-    assert len(re.findall(r"plotly\.js v\d", page)) == 1  # Plotly inlined, once
+    assert len(re.findall(r"plotly\.js \(basic - minified\) v\d", page)) == 1  # inlined, once
 
 
 def test_dashboard_command_without_a_database_says_so(tmp_path: Path) -> None:

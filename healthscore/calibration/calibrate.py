@@ -6,9 +6,9 @@ module measures that against a known outcome (a `Churn=Yes` column, a
 the way a CS ops person can act on it:
 
 - ROC AUC of the score: the chance that a churned account scored lower than a
-  retained one (0.5 is a coin, 1.0 perfect). Ties count half (Mann-Whitney U with
-  average ranks), because integer-point playbooks produce many ties and a tie is
-  not a correct ranking.
+  retained one (0.5 is a coin, 1.0 perfect), from `sklearn.metrics`. Ties count
+  half (the Mann-Whitney U statistic), because integer-point playbooks produce many
+  ties and a tie is not a correct ranking.
 - Churn rate and lift per status, and precision/recall when a status (and every
   status below it) is used as the alert: what a CSM will see in Slack.
 - Per group and per rule: its own AUC, how often it fires, churn when it fires.
@@ -137,31 +137,19 @@ def outcome_labels(outcome: Outcome, scores: Sequence[AccountScore]) -> BoolArra
 # ---------------------------------------------------------------- measures
 
 
-def average_ranks(values: Sequence[float] | FloatArray) -> FloatArray:
-    """1-based ranks, tied values sharing the average of their positions."""
-    x = np.asarray(values, dtype=float)
-    order = np.argsort(x, kind="mergesort")
-    ordered = x[order]
-    first = np.concatenate(([True], ordered[1:] != ordered[:-1]))
-    starts = np.flatnonzero(first)
-    ends = np.append(starts[1:], len(x))  # exclusive
-    tie_group = np.cumsum(first) - 1
-    ranks = np.empty(len(x), dtype=float)
-    ranks[order] = ((starts + 1 + ends) / 2.0)[tie_group]
-    return ranks
-
-
 def roc_auc(predictor: Sequence[float] | FloatArray, labels: Sequence[bool] | BoolArray) -> float:
     """P(predictor of a random positive > that of a random negative), ties counting
-    half: the Mann-Whitney U statistic divided by n_pos * n_neg."""
+    half: `sklearn.metrics.roc_auc_score`, the trapezoidal area under the ROC curve,
+    which equals the Mann-Whitney U statistic divided by n_pos * n_neg.
+
+    Raises ValueError when `labels` hold a single class (no pair to compare).
+    """
+    from sklearn import metrics  # imported here: seconds that only calibrate pays
+
     y = np.asarray(labels, dtype=bool)
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         raise ValueError("AUC needs at least one positive and one negative")
-    ranks = average_ranks(predictor)
-    u = float(ranks[y].sum()) - n_pos * (n_pos + 1) / 2.0
-    return u / (n_pos * n_neg)
+    return float(metrics.roc_auc_score(y, np.asarray(predictor, dtype=float)))
 
 
 def health_auc(points: Sequence[float] | FloatArray, labels: Sequence[bool] | BoolArray) -> float:
@@ -173,16 +161,13 @@ def roc_curve(
     points: Sequence[float] | FloatArray, labels: Sequence[bool] | BoolArray
 ) -> tuple[list[float], list[float]]:
     """(false positive rates, true positive rates) flagging accounts from the lowest
-    score up, one point per distinct score (ties move diagonally)."""
-    x = np.asarray(points, dtype=float)
+    score up, from (0, 0) to (1, 1): `sklearn.metrics.roc_curve` of -points. A tie
+    moves diagonally; points on a straight stretch are left out (the chart is the same)."""
+    from sklearn import metrics
+
     y = np.asarray(labels, dtype=bool)
-    order = np.argsort(x, kind="mergesort")
-    x, y = x[order], y[order]
-    last_of_tie = np.append(x[1:] != x[:-1], True)
-    tp = np.cumsum(y)[last_of_tie]
-    fp = np.cumsum(~y)[last_of_tie]
-    n_pos, n_neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    return [0.0, *(fp / n_neg).tolist()], [0.0, *(tp / n_pos).tolist()]
+    fpr, tpr, _ = metrics.roc_curve(y, -np.asarray(points, dtype=float))
+    return fpr.tolist(), tpr.tolist()
 
 
 def _rate(positives: int, accounts: int) -> float | None:

@@ -35,6 +35,7 @@ from healthscore.cli._util import (
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
 from healthscore.core.symbols import chip
+from healthscore.files import atomic_write
 from healthscore.playbooks import SCHEMA_FILE
 from healthscore.sources import load_snapshot
 
@@ -210,11 +211,9 @@ def _backtest(
 
 
 def _write(path: Path, text: str) -> None:
-    """Write through a temporary file, so a crash never leaves half a playbook."""
+    """Write atomically, so a crash never leaves half a playbook; exit 2 when it cannot."""
     try:
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
+        atomic_write(path, text)
     except OSError as exc:
         fail(f"{path}: cannot write ({exc.strerror})")
 

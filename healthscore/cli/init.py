@@ -24,6 +24,7 @@ from typing import Annotated
 import typer
 
 from healthscore.cli._util import app, fail, out
+from healthscore.files import atomic_write
 from healthscore.playbooks import DEFAULT_TEMPLATE, SCHEMA_FILE, TEMPLATES
 
 PLAYBOOK_FILE = "playbook.yaml"
@@ -70,9 +71,8 @@ def init(
             + "; pass --force to replace, or choose another folder"
         )
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
-            (directory / name).write_text(text, encoding="utf-8")
+            atomic_write(directory / name, text)
     except OSError as exc:
         fail(f"cannot write into {directory}: {exc}")
     for name in files:

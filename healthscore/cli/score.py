@@ -35,6 +35,7 @@ from healthscore.cli._util import (
 from healthscore.core.playbook import Playbook, PlaybookError
 from healthscore.core.scoring import AccountScore, Scorer, round2
 from healthscore.core.symbols import chip
+from healthscore.files import atomic_write
 from healthscore.playbooks import find_bundled
 from healthscore.sources import load_snapshot
 
@@ -82,7 +83,10 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            atomic_write(output, text)
+        except OSError as exc:
+            fail(f"{output}: cannot write ({exc.strerror})")
         out.print(f"wrote {output}", markup=False)
 
 
@@ -275,8 +279,6 @@ def sample(
 
     moment = as_of_or_fail(as_of) if as_of else None
     snapshot = generate_snapshot(accounts, seed=seed, as_of=moment)
-    temporary = output.with_name(output.name + ".tmp")
-    temporary.write_text(json.dumps(snapshot, ensure_ascii=False), encoding="utf-8")
-    temporary.replace(output)
+    atomic_write(output, json.dumps(snapshot, ensure_ascii=False))
     counts = ", ".join(f"{len(v)} {k}" for k, v in snapshot.items())
     out.print(f"wrote {output}: {counts}", markup=False)

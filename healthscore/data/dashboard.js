@@ -1,5 +1,8 @@
 // The account table of the healthscore dashboard: sort, filter, drill down.
 // Every CRM string goes into the page through textContent, never innerHTML.
+// #hs-data (reports/dashboard.py `_data`): group names, [group index, rule name] and run
+// days once; per account its group and rule points in those orders (null: none) and its
+// history as one flat list: day index, score, day index, score, ...
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("hs-data").textContent);
@@ -60,18 +63,20 @@
     var row = el("tr", null, "details"), cell = el("td");
     cell.colSpan = 7;
     var grid = el("div", null, "rules");
-    Object.keys(a.rules).forEach(function (group) {
-      var box = el("div");
-      box.appendChild(el("h3", group + ": " + fmt(a.groups[group]) + " points"));
-      var table = el("table");
-      var rules = a.rules[group];
-      Object.keys(rules).forEach(function (rule) {
+    data.groups.forEach(function (group, g) {
+      var table = el("table"), any = false;
+      data.rules.forEach(function (rule, r) {
+        var points = a.rules[r];
+        if (rule[0] !== g || points === null) return;
+        any = true;
         var tr = el("tr");
-        tr.appendChild(el("td", rule));
-        var points = rules[rule];
+        tr.appendChild(el("td", rule[1]));
         tr.appendChild(el("td", signed(points), "num " + (points < 0 ? "neg" : points > 0 ? "pos" : "")));
         table.appendChild(tr);
       });
+      if (!any) return;
+      var box = el("div");
+      box.appendChild(el("h3", group + ": " + fmt(a.groups[g]) + " points"));
       box.appendChild(table);
       grid.appendChild(box);
     });
@@ -96,9 +101,13 @@
     var trend = (data.arrows[a.trend] || "") + " " + (a.delta === null ? a.trend : signed(a.delta));
     tr.appendChild(el("td", trend, "trend"));
     var spark = el("td");
-    spark.appendChild(sparkline(a.history));
+    var history = [];
+    for (var i = 0; i + 1 < a.history.length; i += 2) history.push([data.days[a.history[i]], a.history[i + 1]]);
+    spark.appendChild(sparkline(history));
     tr.appendChild(spark);
-    tr.appendChild(el("td", Object.keys(a.groups).map(function (g) { return g + " " + fmt(a.groups[g]); }).join(" · "), "groups"));
+    var groups = [];
+    data.groups.forEach(function (group, g) { if (a.groups[g] !== null) groups.push(group + " " + fmt(a.groups[g])); });
+    tr.appendChild(el("td", groups.join(" · "), "groups"));
     tr.addEventListener("click", function () {
       var next = tr.nextSibling;
       if (next && next.className === "details") { next.remove(); return; }

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from healthscore.demo.sample import apply_changes, evolve_snapshot, generate_snapshot
+from healthscore.files import atomic_write
 from healthscore.integrations.hubspot.client import SANDBOX_URL_ENV, HubSpotConnection, connect
 
 DEMO_SEED = 7
@@ -231,7 +232,7 @@ def run_demo(
             result.actions += int(summary.get("actions") or 0)
         report("posting the leadership digest and writing the dashboard", weeks + 1, total)
         # The CRM as it ended, so `healthscore explain` works after the sandbox is gone.
-        result.crm.write_text(json.dumps(crm.snapshot, ensure_ascii=False), encoding="utf-8")
+        atomic_write(result.crm, json.dumps(crm.snapshot, ensure_ascii=False))
         if post_digest is not None:
             post_digest(db_url)
         _count_sandbox(result, urls.base_url)
