@@ -39,6 +39,7 @@ def test_an_issue_with_150_comments_gets_no_duplicate_on_jira_cloud() -> None:
         key2, commented = sender.send(payload("healthscore-occ-2"))  # the 150th comment
         assert key2 == key and "comment" in commented and "reconciled" not in commented
         again_key, again = sender.send(payload("healthscore-occ-2"))  # a retry, lost answer
+        assert again_key == key
         assert again == {"issue": key, "comment": commented["comment"], "reconciled": True}
         bodies = [c.body for c in sender.all_comments(key)]
         assert len(bodies) == 150
