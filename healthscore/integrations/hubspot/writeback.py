@@ -347,7 +347,7 @@ def _refusals(exc: BaseException) -> list[tuple[str, str | None, str]]:
     for error in data.get("errors") or [] if isinstance(data, dict) else []:
         context = error.get("context") or {}
         names = context.get("propertyName") or ([error["in"]] if error.get("in") else [])
-        ids = [str(i) for i in context.get("id") or []] or [None]
+        ids: list[str | None] = [str(i) for i in context.get("id") or []] or [None]
         message = str(error.get("message") or data.get("message") or "")
         code = str(error.get("code") or "")
         found += [
