@@ -69,7 +69,7 @@ class JiraSender:
                 key, start_at=start, max_results=COMMENT_PAGE, order_by="created"
             )
             yield from page
-            if not page:
+            if len(page) < COMMENT_PAGE:  # Cloud and Data Center both serve 100 when asked
                 return
             start += len(page)
 
