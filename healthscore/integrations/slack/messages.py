@@ -75,15 +75,23 @@ class SlackSender:
         self._dms: dict[str, str] = {}
 
     def scopes(self) -> frozenset[str]:
-        """The token's scopes: the `x-oauth-scopes` header of `auth.test` (read once)."""
+        """The token's scopes: the `x-oauth-scopes` header Slack puts on every Web API answer.
+
+        Taken from the first `conversations.list` page when there was one, else
+        from `auth.test` (one call, once per run).
+        """
         if self._scopes is None:
-            response = self.client.auth_test()
-            header = {k.lower(): v for k, v in (response.headers or {}).items()}
-            raw = header.get("x-oauth-scopes") or ""
-            if isinstance(raw, list):
-                raw = ",".join(raw)
-            self._scopes = frozenset(s.strip() for s in str(raw).split(",") if s.strip())
-        return self._scopes
+            self._note_scopes(self.client.auth_test())
+        return self._scopes or frozenset()
+
+    def _note_scopes(self, response: Any) -> None:
+        header = {k.lower(): v for k, v in (response.headers or {}).items()}
+        raw = header.get("x-oauth-scopes")
+        if raw is None:
+            return
+        if isinstance(raw, list):
+            raw = ",".join(raw)
+        self._scopes = frozenset(s.strip() for s in str(raw).split(",") if s.strip())
 
     # -- where
 
@@ -129,6 +137,8 @@ class SlackSender:
             page = self.client.conversations_list(
                 exclude_archived=True, limit=1000, types=types, cursor=cursor
             )
+            if self._scopes is None:
+                self._note_scopes(page)
             for channel in page.get("channels") or []:
                 channels[str(channel["name"])] = str(channel["id"])
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
