@@ -52,10 +52,10 @@ def needed_scopes(playbook: Playbook, *, writeback: bool = True) -> dict[str, st
         needs.setdefault(f"crm.schemas.{obj}.read", "write-back (property definitions)")
         needs.setdefault(f"crm.schemas.{obj}.write", "write-back (creating its properties)")
     for action in playbook.actions:
-        if action.do == "hubspot_list":
+        if action.kind == "hubspot_list":
             needs.setdefault("crm.lists.read", f"action {action.name!r}")
             needs.setdefault("crm.lists.write", f"action {action.name!r}")
-        if action.do == "hubspot_task":
+        if action.kind == "hubspot_task":
             needs.setdefault("crm.objects.contacts.read", f"action {action.name!r} (task search)")
             needs.setdefault("crm.objects.contacts.write", f"action {action.name!r} (tasks)")
     return needs
