@@ -20,6 +20,7 @@ from prefect.utilities.annotations import quote
 
 from healthscore.core.values import parse_as_of
 from healthscore.history import RUN_FAILED, RUN_SUCCEEDED, RunInfo
+from healthscore.integrations.hubspot.writeback import WritebackError, WritebackResult
 from healthscore.reports.run_summary import summarize
 from healthscore.sources.cached import FULL_PULL_EVERY_DAYS, is_api_source
 from tasks.actions import plan_due_actions, run_actions
@@ -104,11 +105,19 @@ def score_accounts(
         elif not is_api_source(source):
             summary.writeback_skipped = f"{source} is a file, not a CRM"
         else:
-            written = write_back_scores(playbook, source, big(comparisons), big(pulled.snapshot))
+            try:
+                written = write_back_scores(
+                    playbook, source, big(comparisons), big(pulled.snapshot)
+                )
+            except WritebackError as exc:  # e.g. a missing scope: the actions still run
+                written = WritebackResult(problems=[str(exc)])
             summary.written_records, summary.written_values = written.records, written.values
-            summary.writeback_calls = written.calls
+            summary.writeback_calls, summary.writeback_refused = written.calls, written.refused
+            summary.failures += [f"write-back: {line}" for line in written.problems]
 
-        summary.actions = run_actions(playbook, big(plan), source, db_url, dry_run)
+        acted = run_actions(playbook, big(plan), source, db_url, dry_run)
+        summary.actions, summary.actions_failed = acted.sent + acted.reconciled, acted.failed
+        summary.failures += acted.errors
         publish_report(playbook, summary, big(comparisons))
         if run_id is not None:
             publish_dashboard(playbook, db_url, dashboard)

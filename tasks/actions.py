@@ -173,8 +173,8 @@ def vendors_for(source: str, settings: ActionSettings) -> Vendors:
 )
 def run_actions(
     playbook: Playbook, plan: ActionPlan, source: str, db_url: str | None, dry_run: bool
-) -> int:
-    """Send every ledger row of the playbook not yet sent; returns how many were delivered.
+) -> DispatchResult:
+    """Send every ledger row of the playbook not yet sent; returns the counts and error lines.
 
     Vendor errors never fail the task: they are recorded on the row and retried
     next run. Only a database error fails it (and is retried here: a row is
@@ -182,7 +182,7 @@ def run_actions(
     """
     logger = get_run_logger()
     if dry_run or not playbook.actions:
-        return 0
+        return DispatchResult()
     settings = settings_for(source)
     with open_store(db_url) as store:
         dispatcher = Dispatcher(
@@ -198,4 +198,4 @@ def run_actions(
         result.failed,
         result.removed,
     )
-    return result.sent + result.reconciled
+    return result

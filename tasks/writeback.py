@@ -37,6 +37,8 @@ def write_back_scores(
     )
     if result.properties_created:
         logger.info("created properties: %s", ", ".join(result.properties_created))
+    for problem in result.problems:  # once each: the run summary repeats them
+        logger.warning("write-back: %s", problem)
     if result.failed:
         logger.warning("HubSpot refused %d records: %s", len(result.failed), result.failed[:20])
     return result

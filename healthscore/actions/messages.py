@@ -39,7 +39,10 @@ def slack_blocks(
     """Header, the rendered message, score/status/trend fields, the groups that fell, a button.
 
     `account_name` and the group names are raw CRM/playbook text here: the
-    header is `plain_text` (no mrkdwn, no mentions), the rest is escaped.
+    header is `plain_text` (no mrkdwn, no mentions), the rest is escaped. A
+    message that renders empty (`{% if previous_status %}…{% endif %}` on a first
+    score) leaves its section out: Slack refuses a section without text
+    (`invalid_blocks`, Block Kit reference "Section block": `text` 1-3000 characters).
     """
     header = plain(f"{chip} {account_name}")[:HEADER_LIMIT]
     fields = [
@@ -52,10 +55,11 @@ def slack_blocks(
         },
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}},
-        {"type": "section", "fields": fields},
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}
     ]
+    if text.strip():
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}})
+    blocks.append({"type": "section", "fields": fields})
     if drops:
         lines = "\n".join(
             f"• {slack_mrkdwn(name)}: {before:g} → {after:g} ({after - before:+g})"

@@ -16,6 +16,7 @@ from healthscore.cli.actions import actions
 from healthscore.cli.calibrate import calibrate
 from healthscore.cli.dashboard import dashboard, demo
 from healthscore.cli.sandbox import sandbox
+from healthscore.cli.doctor import doctor
 # isort: on
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "calibrate",
     "dashboard",
     "demo",
+    "doctor",
     "explain",
     "history",
     "init",

@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from healthscore.actions import load_playbook
 from healthscore.core.crm import SnapshotError
@@ -61,7 +62,8 @@ AsOfOption = Annotated[
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    # escaped: vendor messages carry brackets ("allowed options: [up, down, flat]")
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(code)
 
 

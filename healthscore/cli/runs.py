@@ -110,9 +110,14 @@ def print_run_summary(summary: dict[str, Any], url: str) -> None:
     else:
         out.print(
             f"write-back: {summary['written_values']} values on "
-            f"{summary['written_records']} records",
+            f"{summary['written_records']} records"
+            + (f", {summary['writeback_refused']} refused" if summary["writeback_refused"] else ""),
             markup=False,
         )
+    failed = f", {summary['actions_failed']} failed" if summary["actions_failed"] else ""
+    out.print(f"actions: {summary['actions']} delivered{failed}", markup=False)
+    for line in summary["failures"]:  # markup=False: HubSpot's "[up, down, flat]" stays visible
+        out.print(f"  failed: {line}", markup=False)
     if summary["run_id"] is not None:
         out.print(f"stored as run {summary['run_id']} in {safe_url(url)}", markup=False)
 

@@ -24,6 +24,13 @@ def sandbox(
         float, typer.Option(min=0.0, max=1.0, help="Share of calls answered with a fault.")
     ] = 0.0,
     fault_seed: Annotated[int, typer.Option(help="Seed of the fault sequence.")] = 0,
+    tokens: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSON {"token": ["scope", ...]}: only these tokens, with these scopes '
+            "(HubSpot and Slack); default: any token has every scope."
+        ),
+    ] = None,
 ) -> None:
     """Start local HubSpot, Slack and Jira APIs for manual use (Ctrl+C stops).
 
@@ -37,6 +44,14 @@ def sandbox(
     limit_text = rate_limit.removesuffix("/10s")
     if not limit_text.isdigit() or int(limit_text) < 1:
         fail(f"--rate-limit {rate_limit!r}: write requests per 10 seconds, e.g. 190/10s")
+    from healthscore.sandbox.hubspot_scopes import load_tokens
+
+    scopes = None
+    if tokens is not None:
+        try:
+            scopes = load_tokens(tokens)
+        except ValueError as exc:
+            fail(str(exc))
     with user_errors():
         if seed is not None:
             from healthscore.core.crm import CrmSnapshot
@@ -48,5 +63,11 @@ def sandbox(
     if port != 8765:
         out.print(f"for --source sandbox: export HEALTHSCORE_SANDBOX_URL=http://{host}:{port}")
     serve(
-        seed, host=host, port=port, rate_limit=int(limit_text), faults=faults, fault_seed=fault_seed
+        seed,
+        host=host,
+        port=port,
+        rate_limit=int(limit_text),
+        faults=faults,
+        fault_seed=fault_seed,
+        tokens=scopes,
     )

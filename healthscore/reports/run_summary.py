@@ -64,7 +64,12 @@ class RunSummary:
     written_values: int = 0
     writeback_calls: int = 0
     writeback_skipped: str | None = None
+    writeback_refused: int = 0
     actions: int = 0
+    actions_failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    """One line per vendor refusal (write-back first, then each failed action), in the
+    vendor's own words: the summary's "what to fix" list."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,11 +150,16 @@ def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
         + (f"; {summary.pull_reason}" if summary.pull_reason else "")
         + ")",
         f"- write-back: {summary.written_values} values on {summary.written_records} records"
-        + (f" ({summary.writeback_skipped})" if summary.writeback_skipped else ""),
-        f"- actions: {summary.actions}",
+        + (f" ({summary.writeback_skipped})" if summary.writeback_skipped else "")
+        + (f", {summary.writeback_refused} refused" if summary.writeback_refused else ""),
+        f"- actions: {summary.actions}"
+        + (f" ({summary.actions_failed} failed)" if summary.actions_failed else ""),
     ]
     if summary.run_id is not None:
         lines.append(f"- history run id: {summary.run_id}")
+    if summary.failures:
+        lines += ["", "## Failures", ""]
+        lines += [f"- {_cell(line)}" for line in summary.failures]
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from healthscore.actions.context import group_drops, status_chip
+from healthscore.actions.escape import plain
 from healthscore.actions.kinds.base import ActionKind, Occurrence, Sent, template
 from healthscore.actions.messages import slack_blocks
 from healthscore.history.ledger import LedgerEntry
@@ -51,7 +52,8 @@ class Slack(ActionKind):
             "to": to,
             "owner_email": owner.email if owner else None,
             "fallback_channel": str(fallback) if fallback else None,
-            "text": text,
+            # the notification's fallback text: never empty, even when the message is
+            "text": text if text.strip() else f"{plain(score.name)}: {score.status}",
             "blocks": slack_blocks(
                 account_name=score.name,
                 text=text,

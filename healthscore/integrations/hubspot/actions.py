@@ -10,6 +10,7 @@ create followed by an immediate retry can still double a task (documented).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -42,6 +43,28 @@ class HubSpotActionError(VendorError):
 def _status(exc: BaseException) -> int | None:
     status = getattr(exc, "status", None)
     return status if isinstance(status, int) else None
+
+
+def _name_taken(exc: BaseException, object_type_id: str) -> str | None:
+    """The conflict, when a create was refused because another object type's list has the name.
+
+    List names are unique across the portal (HubSpot's lists guide; the refusal is
+    400 `ILS.LIST_NAME_ALREADY_EXISTS` with `context.objectTypeId`). The same
+    object type means our own earlier create whose answer was lost: not a conflict.
+    """
+    try:
+        body = json.loads(str(getattr(exc, "body", "") or ""))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(body, dict) or body.get("subCategory") != "ILS.LIST_NAME_ALREADY_EXISTS":
+        return None
+    held_by = [str(t) for t in (body.get("context") or {}).get("objectTypeId") or []]
+    if object_type_id in held_by:
+        return None
+    return (
+        f"{body.get('message')} Rename the list in the playbook's action, or rename or "
+        "delete the other list in HubSpot."
+    )
 
 
 class HubSpotActions:
@@ -108,6 +131,9 @@ class HubSpotActions:
             except Exception as exc:  # created by a lost earlier answer: read it again
                 if _status(exc) != 400:
                     raise
+                taken = _name_taken(exc, object_type_id)
+                if taken:
+                    raise HubSpotActionError(taken) from None
                 info = self.connection.call(lists.get_by_name, name, object_type_id).list
         if info is None:
             self._lists[key] = None

@@ -11,11 +11,21 @@ the current values (the flow asks it for `writeback_properties(playbook)`), so
 an unchanged run costs no API call at all, and HubSpot's record history is not
 flooded with identical writes. Updates go in batches of at most 100 records,
 HubSpot's limit, through `HubSpotConnection.call` (rate limit, retries).
+
+HubSpot refuses a whole batch when one value misses its property's definition
+(400 `VALIDATION_ERROR`, e.g. `INVALID_OPTION` when an admin's copy of the trend
+dropdown lacks `new`). A refused value must not block the rest, nor the actions
+step after it: the batch is sent again without what HubSpot named, and each
+refusal becomes one line of `WritebackResult.problems` for the run summary.
+Existing properties are reconciled first (missing options added with a PATCH, a
+wrong type reported and its values left out).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +33,7 @@ from typing import Any
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
 from healthscore.core.scoring import round2
+from healthscore.core.text import ascii_fold
 from healthscore.core.text import slug as text_slug
 from healthscore.core.trends import Comparison
 from healthscore.core.values import as_number
@@ -32,6 +43,7 @@ from healthscore.integrations.hubspot.client import HubSpotConnection
 BATCH_LIMIT = 100
 TREND_OPTIONS = (("up", "↗️ Up"), ("down", "↘️ Down"), ("flat", "↔️ Flat"), ("new", "🆕 New"))
 MAX_NAME = 100  # HubSpot's limit on internal property names
+MAX_REFUSAL_ROUNDS = 5  # a batch is resent at most this often without refused values
 
 
 class WritebackError(VendorError):
@@ -84,17 +96,35 @@ class WritebackResult:
     calls: int = 0
     properties_created: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    refused: int = 0
+    """Values HubSpot refused (or that were left out because their property cannot take them)."""
+    problems: list[str] = field(default_factory=list)
+    """One line per distinct refusal, HubSpot's own words, for the run summary and the log."""
+
+    def problem(self, line: str) -> None:
+        if line not in self.problems:
+            self.problems.append(line)
 
 
 # ---------------------------------------------------------------- names
 
 
 def slug(text: str) -> str:
-    """A HubSpot internal name: lowercase ASCII letters, digits, underscores; starts with a
-    letter (HubSpot's rule for property names), so "2026 plan" -> "p_2026_plan"."""
+    """A HubSpot internal name: lowercase ASCII letters, digits, underscores; starts a letter.
+
+    HubSpot's name rule (`^[a-z][a-z0-9_]*$`, properties API "Create a property"),
+    so "2026 plan" -> "p_2026_plan". A name whose letters folding to ASCII loses
+    (Japanese, Cyrillic, emoji) gets the first 8 hex digits of its SHA-256
+    appended (`p_<hash>` when nothing is left): stable across runs and different
+    for different names, so two such playbooks never share properties.
+    """
     name = text_slug(text)
-    if not name or not name[0].isalpha():
-        name = f"p_{name}" if name else "playbook"
+    lost = any(ch.isalnum() and not ascii_fold(ch).strip() for ch in text)
+    if lost or not name:
+        digest = hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:8]
+        name = f"{name}_{digest}" if name else f"p_{digest}"
+    if not name[0].isalpha():
+        name = f"p_{name}"
     return name
 
 
@@ -235,15 +265,39 @@ def write_back(
     comparisons: Sequence[Comparison],
     snapshot: CrmSnapshot,
 ) -> WritebackResult:
-    """Send the changed values; create the group and properties first if anything changed."""
+    """Send the changed values; create or reconcile the group and properties first.
+
+    Never raises for a refused value: see the module docstring. Raises
+    `WritebackError` only when HubSpot refuses the call itself (a missing scope).
+    """
     result = WritebackResult()
     updates = plan_updates(playbook, comparisons, current_values(playbook, snapshot))
     if not updates:
         return result
-    result.properties_created = ensure_properties(connection, playbook, result)
-    api, models = _batch_api(connection, playbook.object)
+    unusable = _reconcile(connection, playbook, result)
+    if unusable:
+        for update in updates:
+            for name in unusable & update.properties.keys():
+                del update.properties[name]
+                result.refused += 1
+        updates = [u for u in updates if u.properties]
     for start in range(0, len(updates), BATCH_LIMIT):
-        batch = updates[start : start + BATCH_LIMIT]
+        _send_batch(connection, playbook, updates[start : start + BATCH_LIMIT], result)
+    return result
+
+
+def _send_batch(
+    connection: HubSpotConnection,
+    playbook: Playbook,
+    batch: list[RecordUpdate],
+    result: WritebackResult,
+) -> None:
+    """One batch update; resent without the values HubSpot names until it is accepted."""
+    api, models = _batch_api(connection, playbook.object)
+    for _ in range(MAX_REFUSAL_ROUNDS):
+        batch = [u for u in batch if u.properties]
+        if not batch:
+            return
         body = models.BatchInputSimplePublicObjectBatchInput(
             inputs=[
                 models.SimplePublicObjectBatchInput(id=u.id, properties=u.properties) for u in batch
@@ -254,11 +308,18 @@ def write_back(
                 api.update, batch_input_simple_public_object_batch_input=body
             )
         except Exception as exc:
-            if _status(exc) in (400, 403):
-                raise WritebackError(
-                    f"HubSpot refused the update of {len(batch)} {playbook.object}: {_body(exc)}"
-                ) from None
-            raise
+            status = _status(exc)
+            refusals = _refusals(exc) if status == 400 else []
+            if not refusals:
+                if status in (400, 403):
+                    raise WritebackError(
+                        f"HubSpot refused the update of {len(batch)} {playbook.object}: "
+                        f"{_body(exc)}"
+                    ) from None
+                raise
+            result.calls += 1
+            _drop_refused(batch, refusals, result)
+            continue
         result.calls += 1
         failed = _failed_ids(response)
         result.failed.extend(failed)
@@ -266,7 +327,49 @@ def write_back(
             if update.id not in failed:
                 result.records += 1
                 result.values += len(update.properties)
-    return result
+        return
+    result.refused += sum(len(u.properties) for u in batch)
+    result.problem(f"HubSpot kept refusing a batch of {len(batch)} {playbook.object}; gave up")
+
+
+def _refusals(exc: BaseException) -> list[tuple[str, str | None, str]]:
+    """(property, record id or None, message) for each value a 400 names.
+
+    HubSpot's `Error.errors` (objects spec, `ErrorDetail`): `context.propertyName`
+    and, for batches, `context.id`. An answer without details names nothing, and
+    the batch's refusal is then the whole call's (raised by the caller).
+    """
+    try:
+        data = json.loads(str(getattr(exc, "body", "") or ""))
+    except json.JSONDecodeError:
+        return []
+    found: list[tuple[str, str | None, str]] = []
+    for error in data.get("errors") or [] if isinstance(data, dict) else []:
+        context = error.get("context") or {}
+        names = context.get("propertyName") or ([error["in"]] if error.get("in") else [])
+        ids: list[str | None] = [str(i) for i in context.get("id") or []] or [None]
+        message = str(error.get("message") or data.get("message") or "")
+        code = str(error.get("code") or "")
+        found += [
+            (str(name), record, f"{code}: {message}" if code else message)
+            for name in names
+            for record in ids
+        ]
+    return found
+
+
+def _drop_refused(
+    batch: list[RecordUpdate],
+    refusals: list[tuple[str, str | None, str]],
+    result: WritebackResult,
+) -> None:
+    """Remove each refused value (one record's, or the property's in every record)."""
+    for name, record, message in refusals:
+        for update in batch:
+            if (record is None or update.id == record) and name in update.properties:
+                del update.properties[name]
+                result.refused += 1
+        result.problem(f"HubSpot refused {name}: {message}")
 
 
 def ensure_properties(
@@ -274,43 +377,121 @@ def ensure_properties(
 ) -> list[str]:
     """Create the property group and any missing property; idempotent (409 = exists)."""
     tally = result if result is not None else WritebackResult()
+    _reconcile(connection, playbook, tally)
+    return tally.properties_created
+
+
+def _reconcile(
+    connection: HubSpotConnection, playbook: Playbook, result: WritebackResult
+) -> set[str]:
+    """Create what is missing, add missing options; returns properties that cannot be written.
+
+    A property that exists with another type (an admin made the score a text
+    field) is reported and left alone: changing a type can lose the portal's
+    data, so that is the admin's call. Options are only ever added, never removed
+    or relabelled. A PATCH HubSpot refuses (no schema write scope) is reported,
+    and the values that need the option are then refused per value as usual.
+    """
     properties = connection.client.crm.properties
     group = property_group_name(playbook)
     existing = connection.call(properties.core_api.get_all, playbook.object)
-    tally.calls += 1
-    have = {p.name for p in existing.results}
+    result.calls += 1
+    have = {p.name: p for p in existing.results}
+    unusable: set[str] = set()
+    for spec in property_specs(playbook):
+        held = have.get(spec.name)
+        if held is None:
+            continue
+        if str(held.type) != spec.type:
+            unusable.add(spec.name)
+            result.problem(
+                f"property {spec.name} on {playbook.object} is of type {held.type}, not "
+                f"{spec.type}: its values are not written (delete the property in HubSpot "
+                "to let healthscore recreate it, or rename it)"
+            )
+            continue
+        _add_missing_options(connection, playbook, spec, held, result)
     missing = [s for s in property_specs(playbook) if s.name not in have]
     if not missing:
-        return []
+        return unusable
     from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
-    _create_or_exists(
-        connection,
-        properties.groups_api.create,
-        playbook.object,
-        PropertyGroupCreate(name=group, label=playbook.name, display_order=-1),
-    )
-    tally.calls += 1
-    created: list[str] = []
+    try:
+        _create_or_exists(
+            connection,
+            properties.groups_api.create,
+            playbook.object,
+            PropertyGroupCreate(name=group, label=playbook.name, display_order=-1),
+        )
+    except WritebackError as exc:  # no schema write scope: nothing can be created
+        result.problem(f"could not create the property group {group}: {exc}")
+        return unusable | {s.name for s in missing}
+    finally:
+        result.calls += 1
     for spec in missing:
         body = spec.body(group)
-        if _create_or_exists(
-            connection,
-            properties.core_api.create,
+        try:
+            if _create_or_exists(
+                connection,
+                properties.core_api.create,
+                playbook.object,
+                PropertyCreate(
+                    name=body["name"],
+                    label=body["label"],
+                    type=body["type"],
+                    field_type=body["fieldType"],
+                    group_name=group,
+                    description=body["description"],
+                    options=body.get("options"),
+                ),
+            ):
+                result.properties_created.append(spec.name)
+        except WritebackError as exc:
+            unusable.add(spec.name)
+            result.problem(f"could not create {spec.name}: {exc}")
+        finally:
+            result.calls += 1
+    return unusable
+
+
+def _add_missing_options(
+    connection: HubSpotConnection,
+    playbook: Playbook,
+    spec: PropertySpec,
+    held: Any,
+    result: WritebackResult,
+) -> None:
+    if not spec.options:
+        return
+    options = list(held.options or [])
+    values = {str(o.value) for o in options}
+    lacking = [(value, label) for value, label in spec.options if value not in values]
+    if not lacking:
+        return
+    from hubspot.crm.properties import Option, PropertyUpdate
+
+    merged = [
+        Option(label=o.label, value=o.value, display_order=o.display_order, hidden=o.hidden)
+        for o in options
+    ] + [
+        Option(label=label, value=value, display_order=len(options) + i, hidden=False)
+        for i, (value, label) in enumerate(lacking)
+    ]
+    try:
+        connection.call(
+            connection.client.crm.properties.core_api.update,
             playbook.object,
-            PropertyCreate(
-                name=body["name"],
-                label=body["label"],
-                type=body["type"],
-                field_type=body["fieldType"],
-                group_name=group,
-                description=body["description"],
-                options=body.get("options"),
-            ),
-        ):
-            created.append(spec.name)
-        tally.calls += 1
-    return created
+            spec.name,
+            property_update=PropertyUpdate(options=merged),
+        )
+    except Exception as exc:
+        if _status(exc) not in (400, 403):
+            raise
+        result.problem(
+            f"could not add the options {[v for v, _ in lacking]} to {spec.name}: {_body(exc)}"
+        )
+    finally:
+        result.calls += 1
 
 
 def _create_or_exists(connection: HubSpotConnection, create: Any, *args: Any) -> bool:

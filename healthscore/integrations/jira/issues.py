@@ -9,7 +9,7 @@ Otherwise the open issue gets a comment instead of a duplicate issue.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jira import JIRA
@@ -17,6 +17,7 @@ from jira import JIRA
 from healthscore.errors import VendorError
 
 DEFAULT_MAX_RETRIES = 3
+COMMENT_PAGE = 100  # Jira Cloud returns at most 100 comments a page, whatever maxResults says
 
 
 class JiraActionError(VendorError):
@@ -55,6 +56,23 @@ class JiraSender:
     def __init__(self, client: JIRA) -> None:
         self.client = client
 
+    def all_comments(self, key: str) -> Iterator[Any]:
+        """Every comment of the issue, page by page (`startAt`), oldest first.
+
+        `GET /rest/api/2/issue/{key}/comment` pages (Jira Cloud REST v2 "Get
+        comments": `startAt`, `maxResults`, at most 100 on Cloud); reading one
+        page would miss the occurrence label on a busy issue and comment twice.
+        """
+        start = 0
+        while True:
+            page = self.client.comments(
+                key, start_at=start, max_results=COMMENT_PAGE, order_by="created"
+            )
+            yield from page
+            if len(page) < COMMENT_PAGE:  # Cloud and Data Center both serve 100 when asked
+                return
+            start += len(page)
+
     def send(self, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         occurrence = str(payload["occurrence_label"])
         jql = open_issue_jql(
@@ -67,7 +85,7 @@ class JiraSender:
             labels = list(getattr(issue.fields, "labels", []) or [])
             if occurrence in labels:
                 return issue.key, {"issue": issue.key, "created": True, "reconciled": True}
-            for comment in self.client.comments(issue.key):
+            for comment in self.all_comments(issue.key):
                 if occurrence in str(getattr(comment, "body", "")):
                     return issue.key, {
                         "issue": issue.key,

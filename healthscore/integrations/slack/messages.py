@@ -41,6 +41,14 @@ class SlackChannelNotFound(SlackActionError):
     """A `#channel` the bot cannot see."""
 
 
+class SlackNotInChannel(SlackActionError):
+    """The bot is not a member of the channel and cannot join it by itself."""
+
+
+PRIVATE_SCOPE = "groups:read"  # conversations.list types=private_channel
+JOIN_SCOPE = "channels:join"  # conversations.join, public channels only
+
+
 def slack_client(base_url: str, token: str, timeout: int = 15) -> WebClient:
     """A WebClient that honours 429 Retry-After and retries dropped connections and 5xx."""
     return WebClient(
@@ -62,7 +70,28 @@ class SlackSender:
         self.client = client
         self._users: dict[str, str | None] = {}
         self._channels: dict[str, str] | None = None
+        self._private: set[str] = set()
+        self._scopes: frozenset[str] | None = None
         self._dms: dict[str, str] = {}
+
+    def scopes(self) -> frozenset[str]:
+        """The token's scopes: the `x-oauth-scopes` header Slack puts on every Web API answer.
+
+        Taken from the first `conversations.list` page when there was one, else
+        from `auth.test` (one call, once per run).
+        """
+        if self._scopes is None:
+            self._note_scopes(self.client.auth_test())
+        return self._scopes or frozenset()
+
+    def _note_scopes(self, response: Any) -> None:
+        header = {k.lower(): v for k, v in (response.headers or {}).items()}
+        raw = header.get("x-oauth-scopes")
+        if raw is None:
+            return
+        if isinstance(raw, list):
+            raw = ",".join(raw)
+        self._scopes = frozenset(s.strip() for s in str(raw).split(",") if s.strip())
 
     # -- where
 
@@ -80,29 +109,41 @@ class SlackSender:
         return self._users[key]
 
     def channel_id(self, name: str) -> str:
-        """A channel's id by name (`conversations.list`, read once per run)."""
+        """A channel's id by name (`conversations.list`, read once per run).
+
+        Public channels only need `channels:read`, which the README asks for;
+        private ones are listed too only when the token has `groups:read`
+        (asking without it is Slack's `missing_scope`, and nothing would post).
+        """
         if self._channels is None:
-            channels: dict[str, str] = {}
-            cursor = None
-            while True:
-                page = self.client.conversations_list(
-                    exclude_archived=True,
-                    limit=1000,
-                    types="public_channel,private_channel",
-                    cursor=cursor,
-                )
-                for channel in page.get("channels") or []:
-                    channels[str(channel["name"])] = str(channel["id"])
-                cursor = (page.get("response_metadata") or {}).get("next_cursor")
-                if not cursor:
-                    break
+            channels = self._list("public_channel")
+            if PRIVATE_SCOPE in self.scopes():
+                private = self._list("private_channel")
+                self._private = set(private.values())
+                channels = private | channels
             self._channels = channels
         bare = name.lstrip("#")
         if bare in self._channels:
             return self._channels[bare]
         if bare in self._channels.values():  # an id was given
             return bare
-        raise SlackChannelNotFound(f"Slack channel {name} not found (is the bot a member?)")
+        hint = "" if PRIVATE_SCOPE in self.scopes() else f" (a private one needs {PRIVATE_SCOPE})"
+        raise SlackChannelNotFound(f"Slack channel {name} not found{hint}")
+
+    def _list(self, types: str) -> dict[str, str]:
+        channels: dict[str, str] = {}
+        cursor = None
+        while True:
+            page = self.client.conversations_list(
+                exclude_archived=True, limit=1000, types=types, cursor=cursor
+            )
+            if self._scopes is None:
+                self._note_scopes(page)
+            for channel in page.get("channels") or []:
+                channels[str(channel["name"])] = str(channel["id"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return channels
 
     def dm_channel(self, user_id: str) -> str:
         if user_id not in self._dms:
@@ -158,7 +199,28 @@ class SlackSender:
                 return None
 
     def post(self, channel: str, payload: Mapping[str, Any], key: str) -> str:
-        """Post the message; returns its ts."""
+        """Post the message; returns its ts.
+
+        `not_in_channel` (chat.postMessage's error for a channel the bot has not
+        joined): a public channel is joined (`conversations.join`) when the token
+        has `channels:join`, and the post is sent again; otherwise the error says
+        how to fix it.
+        """
+        try:
+            return self._post(channel, payload, key)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "not_in_channel":
+                raise
+            if channel in self._private or JOIN_SCOPE not in self.scopes():
+                raise SlackNotInChannel(
+                    f"the Slack bot is not a member of channel {channel}: invite it "
+                    f"(/invite @your-bot in the channel) or grant the {JOIN_SCOPE} scope "
+                    "so it joins public channels by itself"
+                ) from None
+            self.client.conversations_join(channel=channel)
+        return self._post(channel, payload, key)
+
+    def _post(self, channel: str, payload: Mapping[str, Any], key: str) -> str:
         response = self.client.chat_postMessage(
             channel=channel,
             text=str(payload["text"]),

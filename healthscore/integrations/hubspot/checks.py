@@ -1,0 +1,164 @@
+"""`healthscore doctor`'s HubSpot checks: the token's scopes and the portal's properties.
+
+Setup mistakes otherwise surface mid-run as a 403 or a silently empty score: a
+token without the task scope, a typo'd property (`last_login_dat`), a date
+operator on a text property, a write-back property an admin changed. Each check
+returns problems as plain lines; the caller lists every one and exits 2.
+
+Scopes are HubSpot's own names from its public OpenAPI collection
+(github.com/HubSpot/HubSpot-public-api-spec-collection, `PublicApiSpecs/CRM/...`):
+each object type's `<type>.json` (`security`), where tasks, notes, calls,
+meetings and emails take the *contacts* scopes; properties from
+`Properties/.../properties.json`; lists from `Lists/.../lists.json`; owners from
+`Crm Owners/.../crmOwners.json`. The token's scopes come from HubSpot's private
+app token-info endpoint (`POST /oauth/v2/private-apps/get/access-token-info`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from healthscore.core.conditions import DATE_OPERATORS, NUMERIC_OPERATORS
+from healthscore.core.playbook import Condition, Playbook
+from healthscore.integrations.hubspot.client import HubSpotConnection
+from healthscore.integrations.hubspot.writeback import property_specs
+
+ENGAGEMENTS = frozenset({"tasks", "notes", "calls", "meetings", "emails"})
+DATE_TYPES = frozenset({"date", "datetime"})
+TOKEN_INFO_PATH = "/oauth/v2/private-apps/get/access-token-info"
+
+
+def object_scope(object_type: str, access: str) -> str:
+    """The scope HubSpot's spec names for reading (`read`) or writing (`write`) a type."""
+    if object_type == "tickets":
+        return "tickets"
+    if object_type in ENGAGEMENTS:
+        return f"crm.objects.contacts.{access}"
+    return f"crm.objects.{object_type}.{access}"
+
+
+def needed_scopes(playbook: Playbook, *, writeback: bool = True) -> dict[str, str]:
+    """Scope -> what needs it, for one playbook (the README's table, per feature)."""
+    needs: dict[str, str] = {}
+    for object_type in playbook.required_properties():
+        if object_type:
+            needs.setdefault(object_scope(object_type, "read"), f"reading {object_type}")
+    needs.setdefault("crm.objects.owners.read", "owner names and emails")
+    if playbook.writeback and writeback:
+        obj = playbook.object
+        needs.setdefault(object_scope(obj, "write"), "write-back")
+        needs.setdefault(f"crm.schemas.{obj}.read", "write-back (property definitions)")
+        needs.setdefault(f"crm.schemas.{obj}.write", "write-back (creating its properties)")
+    for action in playbook.actions:
+        if action.kind == "hubspot_list":
+            needs.setdefault("crm.lists.read", f"action {action.name!r}")
+            needs.setdefault("crm.lists.write", f"action {action.name!r}")
+        if action.kind == "hubspot_task":
+            needs.setdefault("crm.objects.contacts.read", f"action {action.name!r} (task search)")
+            needs.setdefault("crm.objects.contacts.write", f"action {action.name!r} (tasks)")
+    return needs
+
+
+def token_scopes(connection: HubSpotConnection) -> frozenset[str]:
+    """The token's scopes, from HubSpot's token-info endpoint."""
+    response = connection.call(
+        connection.client.api_request,
+        {
+            "method": "POST",
+            "path": TOKEN_INFO_PATH,
+            "body": {"tokenKey": connection.token},
+            "base_url": connection.base_url.rstrip("/"),
+        },
+    )
+    if response.status_code == 401:
+        raise PermissionError("the HubSpot token is not valid (HubSpot answered 401)")
+    response.raise_for_status()
+    return frozenset(str(s) for s in response.json().get("scopes") or [])
+
+
+def scope_problems(playbook: Playbook, granted: Iterable[str]) -> list[str]:
+    have = set(granted)
+    return [
+        f"HubSpot token lacks the scope {scope} (needed for {why})"
+        for scope, why in sorted(needed_scopes(playbook).items())
+        if scope not in have
+    ]
+
+
+def _conditions(playbook: Playbook) -> Iterable[tuple[str, Condition]]:
+    """(object type, condition) for every condition the playbook evaluates."""
+    for condition in playbook.segment:
+        yield playbook.object, condition
+    for action in playbook.actions:
+        for condition in action.where:
+            yield playbook.object, condition
+    for group in playbook.groups:
+        for rule in group.rules:
+            other = rule.event or rule.associated or playbook.object
+            for condition in rule.when:
+                yield playbook.object, condition
+            for condition in rule.where:
+                yield other, condition
+
+
+def property_problems(
+    playbook: Playbook, definitions: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """Missing properties (with a "did you mean"), operators that do not fit, write-back clashes.
+
+    `definitions`: object type -> property name -> HubSpot's definition (`type`, ...).
+    """
+    problems: list[str] = []
+    derived = {name for name, _ in playbook.derived}
+    for object_type, names in sorted(playbook.required_properties().items()):
+        known = definitions.get(object_type)
+        if not object_type or known is None:
+            continue
+        for name in sorted(names - derived):
+            if name in known:
+                continue
+            line = f"{object_type}: property {name} does not exist in HubSpot"
+            close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+            problems.append(line + (f"; did you mean `{close[0]}`?" if close else ""))
+    seen: set[tuple[str, str, str]] = set()
+    for object_type, condition in _conditions(playbook):
+        definition = definitions.get(object_type, {}).get(condition.property)
+        key = (object_type, condition.property, condition.op)
+        if definition is None or key in seen:
+            continue
+        seen.add(key)
+        kind = str(definition.get("type"))
+        if condition.op in DATE_OPERATORS and kind not in DATE_TYPES:
+            problems.append(
+                f"{object_type}: {condition.op} needs a date, but {condition.property} is "
+                f"of type {kind}"
+            )
+        if condition.op in NUMERIC_OPERATORS and kind not in ("number", *DATE_TYPES):
+            problems.append(
+                f"{object_type}: {condition.op} compares numbers, but {condition.property} is "
+                f"of type {kind}"
+            )
+    if playbook.writeback:
+        held = definitions.get(playbook.object, {})
+        for spec in property_specs(playbook):
+            definition = held.get(spec.name)
+            if definition is not None and str(definition.get("type")) != spec.type:
+                problems.append(
+                    f"{playbook.object}: write-back property {spec.name} exists with type "
+                    f"{definition.get('type')}, not {spec.type}"
+                )
+    return problems
+
+
+def portal_properties(
+    connection: HubSpotConnection, object_types: Iterable[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Object type -> property name -> definition, one `GET /crm/v3/properties/{type}` each."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    core = connection.client.crm.properties.core_api
+    for object_type in sorted(t for t in object_types if t):
+        found = connection.call(core.get_all, object_type)
+        out[object_type] = {p.name: {"type": p.type} for p in found.results}
+    return out
