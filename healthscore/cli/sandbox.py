@@ -24,6 +24,15 @@ def sandbox(
         float, typer.Option(min=0.0, max=1.0, help="Share of calls answered with a fault.")
     ] = 0.0,
     fault_seed: Annotated[int, typer.Option(help="Seed of the fault sequence.")] = 0,
+    faults_after_write: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of applied writes answered with a dropped connection or a 5xx "
+            "(the write happened, the answer is lost).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Start local HubSpot, Slack and Jira APIs for manual use (Ctrl+C stops).
 
@@ -48,5 +57,11 @@ def sandbox(
     if port != 8765:
         out.print(f"for --source sandbox: export HEALTHSCORE_SANDBOX_URL=http://{host}:{port}")
     serve(
-        seed, host=host, port=port, rate_limit=int(limit_text), faults=faults, fault_seed=fault_seed
+        seed,
+        host=host,
+        port=port,
+        rate_limit=int(limit_text),
+        faults=faults,
+        fault_seed=fault_seed,
+        faults_after_write=faults_after_write,
     )

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from healthscore.actions.context import group_drops, status_chip
 from healthscore.actions.kinds.base import ActionKind, Occurrence, Sent, template
 from healthscore.actions.messages import slack_blocks
+from healthscore.core.text import SLACK_TEXT_LIMIT, cap
 from healthscore.history.ledger import LedgerEntry
 from healthscore.integrations.slack.messages import SlackSender
 
@@ -51,7 +52,7 @@ class Slack(ActionKind):
             "to": to,
             "owner_email": owner.email if owner else None,
             "fallback_channel": str(fallback) if fallback else None,
-            "text": text,
+            "text": cap(text, SLACK_TEXT_LIMIT),
             "blocks": slack_blocks(
                 account_name=score.name,
                 text=text,
