@@ -191,7 +191,7 @@ def run_actions(
     policy = retry_policy()
     with open_store(db_url) as store:
         dispatcher = Dispatcher(
-            ActionLedger(store.engine), vendors_for(source, settings), logger.info, policy
+            ActionLedger(store.engine), vendors_for(source, settings), logger.info, policy=policy
         )
         result: DispatchResult = dispatcher.run(playbook.name, plan.syncs)
     for problem in result.errors[:50]:

@@ -20,9 +20,9 @@ treats it like a failed one (step 2 before 3). A live run's claim is left
 alone (`ActionLedger.due`), so concurrent runs neither double nor reconcile early.
 Only the ledger re-sends a write: the vendor clients retry reads, searches and
 idempotent batch writes only (see each client's module), because a client that
-re-sends a POST whose answer was lost doubles it before the ledger can look. How each kind sends and looks for
-its earlier write is the kind's (`healthscore.actions.kinds`); this module is
-the protocol around it.
+re-sends a POST whose answer was lost doubles it before the ledger can look.
+How each kind sends and looks for its earlier write is the kind's
+(`healthscore.actions.kinds`); this module is the protocol around it.
 """
 
 from __future__ import annotations
