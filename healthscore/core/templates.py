@@ -63,13 +63,13 @@ def account_properties(source: str) -> set[str]:
         return set()
     found: set[str] = set()
     for node in parsed.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):
+            continue
         target = node.node
         if not (isinstance(target, nodes.Name) and target.name == "account"):
             continue
         if isinstance(node, nodes.Getattr):
             found.add(node.attr)
-        elif isinstance(node, nodes.Getitem):
-            key = node.arg
-            if isinstance(key, nodes.Const) and isinstance(key.value, str):
-                found.add(key.value)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found.add(node.arg.value)
     return found - {"id"}
