@@ -196,10 +196,10 @@ def database_problem(url: str, exc: BaseException) -> StoreError:
             f"cannot write the history database {where} ({text}): make the file and its folder "
             "writable, or pass --db with a writable location"
         )
-    if "disk is full" in lower or "no space left" in lower or "disk full" in lower:
+    if any(m in lower for m in ("disk is full", "no space left", "disk full", "disk i/o error")):
         return StoreError(
-            f"the disk holding the history database {where} is full ({text}): free space "
-            "and run again; nothing of this run was stored"
+            f"the disk holding the history database {where} is full or failing ({text}): "
+            "free space (or check the disk) and run again; nothing of this run was stored"
         )
     if "malformed" in lower or "not a database" in lower or "corrupt" in lower:
         return StoreError(
@@ -436,7 +436,7 @@ class HistoryStore:
         try:
             with self.engine.begin() as connection:
                 return self._record(connection, run, as_of, counts, comparisons, cache, actions)
-        except DBAPIError as exc:
+        except sa.exc.OperationalError as exc:  # the database's trouble, not the data's
             raise database_problem(self.url, exc) from None
 
     def _record(
