@@ -206,7 +206,7 @@ def database_problem(url: str, exc: BaseException) -> StoreError:
             f"the history database {where} is damaged ({text}): restore it from a backup, "
             "or move it aside to start a new history"
         )
-    return StoreError(f"cannot use the history database {where}: {text}")
+    return StoreError(f"cannot open the history database {where}: {text}")
 
 
 def _migrate_serialised(engine: Engine) -> None:
