@@ -391,7 +391,9 @@ def test_the_database_password_never_reaches_prefect(
     from prefect import get_client
 
     playbook = write_playbook(tmp_path)
-    url = next(pg_schema_url(pg_url))
+    schema = pg_schema_url(pg_url)  # kept referenced: closing it drops the schema
+    url = next(schema)
+    request_cleanup = schema.close
     with_password = url.replace("postgres@", "postgres:s3cret-pw@", 1)
     with running_sandbox(seed=seed()) as urls:
         monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
@@ -410,6 +412,7 @@ def test_the_database_password_never_reaches_prefect(
     assert recorded and not any("s3cret-pw" in p for p in recorded)
     with open_store(url) as store:
         assert all("s3cret" not in r.source for r in store.runs())
+    request_cleanup()
 
 
 # ---------------------------------------------------------------- 6. template properties

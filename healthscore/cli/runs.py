@@ -121,7 +121,8 @@ def password_to_env(url: str) -> str:
     if parsed.password is None:
         return url
     os.environ[DB_PASSWORD_ENV] = str(parsed.password)
-    return parsed.set(password=None).render_as_string(hide_password=False)
+    # URL.set(password=None) keeps the password (None means "unchanged"): replace the field
+    return parsed._replace(password=None).render_as_string(hide_password=False)
 
 
 def print_run_summary(summary: dict[str, Any], url: str) -> None:
