@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger
+from prefect.states import Completed, State
 from prefect.utilities.annotations import quote
 
+from healthscore.actions.plan import ActionPlan
 from healthscore.core.values import parse_as_of
 from healthscore.history import RUN_FAILED, RUN_SUCCEEDED, RunInfo
 from healthscore.integrations.hubspot.writeback import WritebackError, WritebackResult
@@ -28,10 +30,13 @@ from tasks.crm import pull_crm
 from tasks.report import publish_dashboard, publish_report
 from tasks.scoring import compare_with_history, read_playbook
 from tasks.scoring import score_accounts as score
-from tasks.store import finish_run, store_run
+from tasks.store import check_as_of, finish_run, store_run
 from tasks.writeback import write_back_scores
 
 T = TypeVar("T")
+ACTIONS_FAILED_STATE = "ActionsFailed"
+"""The flow run's final state name (type Completed) when actions failed or died: the scores
+are stored, but someone should look. Alert on it with a Prefect automation."""
 
 
 def big(value: T) -> T:
@@ -49,7 +54,8 @@ def score_accounts(
     dashboard: str | None = None,
     full: bool = False,
     full_pull_every_days: float = FULL_PULL_EVERY_DAYS,
-) -> dict[str, Any]:
+    backfill: bool = False,
+) -> Any:
     """Score every account of a playbook, keep the history, write back, act, report.
 
     playbook_path: the playbook YAML. source: `sandbox`, `hubspot`, `file:PATH.json`
@@ -61,12 +67,21 @@ def score_accounts(
     full: pull every record instead of the changes since the cached pull (`run --full`).
     full_pull_every_days: the safety net of incremental pulls, which give exactly the
     scores of a full pull: a full pull anyway once the last one is this many days old.
+    backfill: store scores for a past as-of, with no action and no write-back; an as-of
+    before the newest stored run is refused without it (`AsOfInThePast`).
+    db_url holds no password (Prefect records parameters): a URL with a user and no
+    password takes it from `HEALTHSCORE_DB_PASSWORD` inside the flow.
+
+    Returns the summary (JSON); the final state is Completed, named `ActionsFailed`
+    when actions failed or were given up on.
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
     moment = parse_as_of(as_of)
 
     playbook = read_playbook(playbook_path)
+    if not dry_run:
+        check_as_of(db_url, playbook.name, moment, backfill)
     pulled = pull_crm(
         playbook,
         source,
@@ -77,9 +92,12 @@ def score_accounts(
     )
     scores = score(playbook, big(pulled.snapshot), moment)
     comparisons = compare_with_history(playbook, big(scores), moment, db_url, dry_run)
-    plan = plan_due_actions(
-        playbook, big(comparisons), big(pulled.snapshot), moment, db_url, source, dry_run
-    )
+    if backfill:
+        plan = ActionPlan(playbook.name)  # a backfill records history only
+    else:
+        plan = plan_due_actions(
+            playbook, big(comparisons), big(pulled.snapshot), moment, db_url, source, dry_run
+        )
 
     run_id: int | None = None
     if not dry_run:
@@ -100,6 +118,8 @@ def score_accounts(
         summary.pull_reason = pulled.reason
         if dry_run:
             summary.writeback_skipped = "dry run"
+        elif backfill:
+            summary.writeback_skipped = "backfill of a past as-of"
         elif not playbook.writeback:
             summary.writeback_skipped = "writeback: false in the playbook"
         elif not is_api_source(source):
@@ -115,9 +135,9 @@ def score_accounts(
             summary.writeback_calls, summary.writeback_refused = written.calls, written.refused
             summary.failures += [f"write-back: {line}" for line in written.problems]
 
-        acted = run_actions(playbook, big(plan), source, db_url, dry_run)
-        summary.actions, summary.actions_failed = acted.sent + acted.reconciled, acted.failed
-        summary.failures += acted.errors
+        if not backfill:
+            summary.actions, errors = run_actions(playbook, big(plan), source, db_url, dry_run)
+            summary.failures += errors
         publish_report(playbook, summary, big(comparisons))
         if run_id is not None:
             publish_dashboard(playbook, db_url, dashboard)
@@ -128,4 +148,12 @@ def score_accounts(
     if run_id is not None:
         finish_run(db_url, run_id, RUN_SUCCEEDED)
     logger.info("run %s done: %s", run_id if run_id is not None else "(dry)", summary.counts)
-    return summary.to_json()
+    result = summary.to_json()
+    if summary.actions.problems:
+        state: State[Any] = Completed(
+            name=ACTIONS_FAILED_STATE,
+            message=f"actions: {summary.actions.describe()}",
+            data=result,
+        )
+        return state
+    return result

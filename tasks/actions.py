@@ -22,6 +22,7 @@ from healthscore.actions.config import (
     SLACK_TOKEN_ENV,
     ActionSettings,
     action_settings,
+    retry_policy,
 )
 from healthscore.actions.dispatch import Dispatcher, DispatchResult, Vendors
 from healthscore.actions.plan import ActionPlan, describe, plan_actions, window_days
@@ -35,6 +36,7 @@ from healthscore.history.trigger_history import trigger_history
 from healthscore.integrations.hubspot.actions import HubSpotActions
 from healthscore.integrations.jira.issues import JiraSender, jira_client
 from healthscore.integrations.slack.messages import SlackSender, slack_client
+from healthscore.reports.run_summary import ActionCounts
 from healthscore.sources.cached import connect_source, is_api_source
 from tasks.crm import hubspot_token
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
@@ -173,29 +175,34 @@ def vendors_for(source: str, settings: ActionSettings) -> Vendors:
 )
 def run_actions(
     playbook: Playbook, plan: ActionPlan, source: str, db_url: str | None, dry_run: bool
-) -> DispatchResult:
-    """Send every ledger row of the playbook not yet sent; returns the counts and error lines.
+) -> tuple[ActionCounts, list[str]]:
+    """Send every ledger row of the playbook due now: what happened, and a line per failure.
 
-    Vendor errors never fail the task: they are recorded on the row and retried
-    next run. Only a database error fails it (and is retried here: a row is
-    claimed before it is sent, so a retry cannot send it twice).
+    Vendor errors never fail the task: they are recorded on the row, retried
+    after a backoff, and `dead` at the attempt cap (`retry_policy()`); the
+    counts say so and the flow makes the run's state show it. Only a database
+    error fails the task (and is retried here: a row is claimed before it is
+    sent, so a retry cannot send it twice).
     """
     logger = get_run_logger()
     if dry_run or not playbook.actions:
-        return DispatchResult()
+        return ActionCounts(), []
     settings = settings_for(source)
+    policy = retry_policy()
     with open_store(db_url) as store:
         dispatcher = Dispatcher(
-            ActionLedger(store.engine), vendors_for(source, settings), logger.info
+            ActionLedger(store.engine), vendors_for(source, settings), logger.info, policy=policy
         )
         result: DispatchResult = dispatcher.run(playbook.name, plan.syncs)
     for problem in result.errors[:50]:
-        logger.warning("action failed (retried next run): %s", problem)
-    logger.info(
-        "actions: %d sent, %d found already delivered, %d failed, %d removed from lists",
-        result.sent,
-        result.reconciled,
-        result.failed,
-        result.removed,
+        logger.warning("action failed: %s", problem)
+    counts = ActionCounts(
+        sent=result.sent,
+        reconciled=result.reconciled,
+        failed=result.failed,
+        dead=result.dead,
+        skipped=result.skipped,
+        removed=result.removed,
     )
-    return result
+    logger.info("actions: %s", counts.describe())
+    return counts, result.errors

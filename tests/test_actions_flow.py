@@ -114,6 +114,8 @@ def _fast_jira(monkeypatch: pytest.MonkeyPatch) -> None:
     # The jira client sleeps 10-20 s before retrying a dropped connection; the
     # ledger retries on the next run instead, which is what these tests exercise.
     monkeypatch.setenv("JIRA_MAX_RETRIES", "0")
+    # these tests re-run at once until the ledger converges: no backoff between attempts
+    monkeypatch.setenv("HEALTHSCORE_ACTION_BACKOFF_SECONDS", "0")
 
 
 @pytest.fixture

@@ -95,6 +95,7 @@ def test_prefect_deploy_accepts_the_deployment(prefect_server: dict[str, str]) -
         "dashboard",
         "full",
         "full_pull_every_days",
+        "backfill",
     }
 
     digest = httpx.get(f"{api}/deployments/name/weekly-digest/weekly-leadership-digest", timeout=10)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from healthscore.errors import ConfigError
+from healthscore.history.ledger import RetryPolicy
 from healthscore.integrations.hubspot.client import SANDBOX_URL, SANDBOX_URL_ENV
 
 SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
@@ -29,6 +30,8 @@ JIRA_EMAIL_ENV = "JIRA_EMAIL"
 JIRA_API_TOKEN_ENV = "JIRA_API_TOKEN"
 JIRA_RETRIES_ENV = "JIRA_MAX_RETRIES"
 PORTAL_ENV = "HUBSPOT_PORTAL_ID"
+MAX_ATTEMPTS_ENV = "HEALTHSCORE_ACTION_MAX_ATTEMPTS"
+BACKOFF_ENV = "HEALTHSCORE_ACTION_BACKOFF_SECONDS"
 SANDBOX_TOKEN = "sandbox-token"
 
 
@@ -112,3 +115,27 @@ def action_settings(
         jira_max_retries=retries,
         portal_id=portal,
     )
+
+
+def retry_policy(env: Mapping[str, str] | None = None) -> RetryPolicy:
+    """The ledger's retry policy: `HEALTHSCORE_ACTION_MAX_ATTEMPTS` (default 5, then `dead`)
+    and `HEALTHSCORE_ACTION_BACKOFF_SECONDS` (default 300, doubled after each failure).
+
+    Raises ActionConfigError for a value that is not a number in range.
+    """
+    env = os.environ if env is None else env
+    default = RetryPolicy()
+    attempts_text = (env.get(MAX_ATTEMPTS_ENV) or "").strip()
+    backoff_text = (env.get(BACKOFF_ENV) or "").strip()
+    try:
+        attempts = int(attempts_text) if attempts_text else default.max_attempts
+        backoff = float(backoff_text) if backoff_text else default.backoff_seconds
+    except ValueError:
+        attempts, backoff = 0, -1.0
+    if attempts < 1 or backoff < 0:
+        raise ActionConfigError(
+            f"{MAX_ATTEMPTS_ENV}={attempts_text or '(unset)'} / {BACKOFF_ENV}="
+            f"{backoff_text or '(unset)'}: attempts must be a whole number >= 1 and the "
+            "backoff a number of seconds >= 0"
+        )
+    return RetryPolicy(max_attempts=attempts, backoff_seconds=backoff)

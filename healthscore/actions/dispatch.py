@@ -11,12 +11,18 @@ The protocol, per ledger row:
    occurrence label or a comment with it (Jira is always searched first);
    HubSpot tasks, a task on the record with the same subject and due time;
    list membership needs nothing (adding twice is a no-op);
-3. send; 4. mark `sent` with the vendor's id, or `failed` with the error.
+3. send; 4. mark `sent` with the vendor's id, or `failed` with the error and a
+   backoff (`RetryPolicy`), or `dead` once the row has failed `max_attempts` times.
 
-A process killed between 1 and 4 leaves the row `attempting`; the next run
-treats it like a failed one (step 2 before 3). How each kind sends and looks for
-its earlier write is the kind's (`healthscore.actions.kinds`); this module is
-the protocol around it.
+A process killed between 1 and 4 leaves the row `attempting` under its claim;
+the next run takes it over once that process is gone or the lease expired and
+treats it like a failed one (step 2 before 3). A live run's claim is left
+alone (`ActionLedger.due`), so concurrent runs neither double nor reconcile early.
+Only the ledger re-sends a write: the vendor clients retry reads, searches and
+idempotent batch writes only (see each client's module), because a client that
+re-sends a POST whose answer was lost doubles it before the ledger can look.
+How each kind sends and looks for its earlier write is the kind's
+(`healthscore.actions.kinds`); this module is the protocol around it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 from healthscore.actions.kinds import REGISTRY
 from healthscore.actions.kinds.base import ActionKind, ListSync
-from healthscore.history.ledger import ActionLedger, LedgerEntry
+from healthscore.history.ledger import DEAD, ActionLedger, LedgerEntry, RetryPolicy
 from healthscore.integrations.hubspot.actions import HubSpotActions
 from healthscore.integrations.jira.issues import JiraSender
 from healthscore.integrations.slack.messages import SlackSender
@@ -37,8 +43,10 @@ from healthscore.integrations.slack.messages import SlackSender
 class Vendors:
     """Lazily built clients: a run with only Slack actions never needs Jira credentials.
 
-    A factory that fails (no token) fails every row of that kind for this run,
-    with the configuration error as the row's `last_error`.
+    A factory that fails (no token, a 500 from Jira's `serverInfo`) fails the
+    row being sent, with the error as its `last_error`; it is not remembered,
+    so the next row of that vendor builds the client again (a passing outage
+    must not fail every Jira row of the run).
     """
 
     slack: Callable[[], SlackSender]
@@ -50,14 +58,8 @@ class Vendors:
         """The client of `vendor` (an `ActionKind.vendor`: a field name of this class)."""
         if vendor not in self._built:
             factory: Callable[[], Any] = getattr(self, vendor)
-            try:
-                self._built[vendor] = factory()
-            except Exception as exc:  # remembered: every row of this vendor fails the same way
-                self._built[vendor] = exc
-        built = self._built[vendor]
-        if isinstance(built, Exception):
-            raise built
-        return built
+            self._built[vendor] = factory()  # raises for this row only: not remembered
+        return self._built[vendor]
 
 
 @dataclass
@@ -65,6 +67,7 @@ class DispatchResult:
     sent: int = 0
     reconciled: int = 0
     failed: int = 0
+    dead: int = 0
     skipped: int = 0
     removed: int = 0
     errors: list[str] = field(default_factory=list)
@@ -88,11 +91,13 @@ class Dispatcher:
         vendors: Vendors,
         log: Callable[[str], None] = print,
         after_send: Callable[[LedgerEntry], None] | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.ledger = ledger
         self.vendors = vendors
         self.log = log
         self.after_send = after_send
+        self.policy = policy or RetryPolicy()
         self.result = DispatchResult()
 
     def run(self, playbook: str, syncs: Sequence[ListSync] = ()) -> DispatchResult:
@@ -113,7 +118,7 @@ class Dispatcher:
     # -- one row
 
     def _one(self, entry: LedgerEntry, kind: ActionKind | None) -> None:
-        claimed = self.ledger.claim(entry)
+        claimed = self.ledger.claim(entry, self.policy.lease_seconds)
         if claimed is None:
             self.result.skipped += 1
             return
@@ -122,10 +127,8 @@ class Dispatcher:
             if kind is None:
                 raise ValueError(f"unknown action kind {entry.kind!r}")
             external_id, external = kind.send(self.vendors.get(kind.vendor), claimed, reconcile)
-        except Exception as exc:  # any failure is recorded; the row is retried next run
-            self.ledger.mark_failed(claimed.id, _error(exc))
-            self.result.failed += 1
-            self.result.errors.append(f"{entry.action} / {entry.account_id}: {_error(exc)}")
+        except Exception as exc:  # any failure is recorded; the row is retried after a backoff
+            self._failed(claimed, f"{entry.action} / {entry.account_id}", exc)
             return
         self._accepted(claimed)
         self.ledger.mark_sent(claimed.id, external_id, external)
@@ -138,7 +141,8 @@ class Dispatcher:
     # -- batches (HubSpot lists): one vendor call for all the due rows of a batch
 
     def _batch(self, kind: ActionKind, key: Hashable, entries: list[LedgerEntry]) -> None:
-        claimed = [c for c in (self.ledger.claim(e) for e in entries) if c is not None]
+        claims = (self.ledger.claim(e, self.policy.lease_seconds) for e in entries)
+        claimed = [c for c in claims if c is not None]
         self.result.skipped += len(entries) - len(claimed)
         if not claimed:
             return
@@ -146,9 +150,7 @@ class Dispatcher:
             external_id, external = kind.send_batch(self.vendors.get(kind.vendor), key, claimed)
         except Exception as exc:
             for entry in claimed:
-                self.ledger.mark_failed(entry.id, _error(exc))
-            self.result.failed += len(claimed)
-            self.result.errors.append(f"{kind.name} {key!r}: {_error(exc)}")
+                self._failed(entry, f"{kind.name} {key!r} / {entry.account_id}", exc)
             return
         for entry in claimed:
             self._accepted(entry)
@@ -165,6 +167,17 @@ class Dispatcher:
         if stale:
             self.result.removed += len(stale)
             self.log(f"[{sync.action}] removed {len(stale)} from {sync.list_name!r}: {stale[:20]}")
+
+    def _failed(self, entry: LedgerEntry, what: str, exc: BaseException) -> None:
+        state = self.ledger.fail(entry, _error(exc), self.policy)
+        if state == DEAD:
+            self.result.dead += 1
+            self.result.errors.append(
+                f"{what}: gave up after {entry.attempts} attempts: {_error(exc)}"
+            )
+        else:
+            self.result.failed += 1
+            self.result.errors.append(f"{what}: {_error(exc)}")
 
     def _accepted(self, entry: LedgerEntry) -> None:
         if self.after_send is not None:

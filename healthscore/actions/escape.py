@@ -17,6 +17,10 @@ unescaped, a company called `<!channel>` pings a whole Slack channel and
 - HTML: `html.escape`, quotes included (HubSpot task bodies are HTML).
 - Plain text (Jira summaries, HubSpot task subjects, Slack plain_text): no
   markup to escape; control characters and newlines are folded into spaces.
+
+Every escaper also strips bidi controls (`healthscore.core.text.strip_bidi`):
+a U+202E in a company name would otherwise reverse a Slack header or a Jira
+summary as the reader sees it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import re
 from collections.abc import Callable
 from typing import Literal
 
+from healthscore.core.text import strip_bidi
+
 Target = Literal["slack", "jira", "html", "plain"]
 
 JIRA_SPECIAL = frozenset("\\*_{}[]|!#+-^~?()")
@@ -33,8 +39,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 def plain(text: str) -> str:
-    """One line of text with control characters and newlines folded into single spaces."""
-    return _CONTROL.sub(" ", text)
+    """One line of text with control characters and newlines folded into single spaces,
+    bidi controls removed."""
+    return _CONTROL.sub(" ", strip_bidi(text))
 
 
 def slack_mrkdwn(text: str) -> str:

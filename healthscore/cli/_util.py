@@ -102,14 +102,16 @@ DbOption = Annotated[
 
 @contextmanager
 def run_errors() -> Iterator[None]:
-    """The errors of a run a user can fix (database URL, token, refused write) -> exit 2."""
+    """The errors of a run a user can fix (database URL, token, refused write, an as-of in
+    the past) -> exit 2."""
+    from healthscore.errors import UserError
     from healthscore.history import StoreError
     from healthscore.integrations.hubspot.client import HubSpotConfigError
     from healthscore.integrations.hubspot.writeback import WritebackError
 
     try:
         yield
-    except (StoreError, HubSpotConfigError, WritebackError) as exc:
+    except (StoreError, HubSpotConfigError, WritebackError, UserError) as exc:
         fail(str(exc))
 
 

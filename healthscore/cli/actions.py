@@ -22,6 +22,7 @@ class StateChoice(StrEnum):
     attempting = "attempting"
     sent = "sent"
     failed = "failed"
+    dead = "dead"
 
 
 @app.command()
@@ -64,6 +65,7 @@ def actions(
                 "as_of": r.as_of.isoformat(),
                 "state": r.state,
                 "attempts": r.attempts,
+                "next_attempt_at": r.next_attempt_at.isoformat() if r.next_attempt_at else None,
                 "reason": r.reason,
                 "target": r.target,
                 "external_id": r.external_id,

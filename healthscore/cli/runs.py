@@ -53,31 +53,76 @@ def run(
             "(a full pull also runs by itself once the last one is 7 days old).",
         ),
     ] = False,
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="Store scores for a past --as-of (before the newest stored run); "
+            "sends no action and writes nothing back.",
+        ),
+    ] = False,
+    allow_action_failures: Annotated[
+        bool,
+        typer.Option(
+            "--allow-action-failures",
+            help="Exit 0 even when actions failed or were given up on (default: exit 1).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the whole flow once, as a Prefect flow run: pull, score, store, write back, report."""
+    """Run the whole flow once, as a Prefect flow run: pull, score, store, write back, report.
+
+    Exit codes: 0 done; 1 done, but actions failed or are dead (see `healthscore
+    actions --state failed` / `--state dead`); 2 a problem to fix first, nothing sent.
+    """
     moment = as_of_or_fail(as_of)
     with user_errors():
         load_playbook(playbook)  # a bad playbook fails here, before Prefect starts
     from healthscore.history import default_db_url
 
-    url = db or default_db_url()
+    url = password_to_env(db or default_db_url())
     # A first start of Prefect's temporary server migrates its database: slow on small VMs.
     os.environ.setdefault(STARTUP_TIMEOUT_ENV, "180")
     from flows.score_accounts import score_accounts
 
     with user_errors(), run_errors():
-        summary = score_accounts(
+        summary: dict[str, Any] = score_accounts(  # type: ignore[assignment]
             playbook_path=str(playbook),
             source=source,
             as_of=moment.isoformat(),
             dry_run=dry_run,
             db_url=url,
             full=full,
+            backfill=backfill,
         )
+    actions = summary["actions"]
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-        return
-    print_run_summary(summary, url)
+    else:
+        print_run_summary(summary, url)
+    if (actions["failed"] or actions["dead"]) and not allow_action_failures:
+        raise typer.Exit(1)
+
+
+def password_to_env(url: str) -> str:
+    """The URL without its password, which moves to `HEALTHSCORE_DB_PASSWORD` for this process.
+
+    Prefect stores a flow run's parameters (readable through its API and UI), so
+    the password must not travel in `db_url`; the store puts it back when it
+    connects (`healthscore.history.store`).
+    """
+    import sqlalchemy
+
+    from healthscore.history.store import DB_PASSWORD_ENV
+
+    try:
+        parsed = sqlalchemy.make_url(url)
+    except Exception:  # not a URL: the store reports it
+        return url
+    if parsed.password is None:
+        return url
+    os.environ[DB_PASSWORD_ENV] = str(parsed.password)
+    # URL.set(password=None) keeps the password (None means "unchanged"): replace the field
+    return parsed._replace(password=None).render_as_string(hide_password=False)
 
 
 def print_run_summary(summary: dict[str, Any], url: str) -> None:
@@ -114,12 +159,30 @@ def print_run_summary(summary: dict[str, Any], url: str) -> None:
             + (f", {summary['writeback_refused']} refused" if summary["writeback_refused"] else ""),
             markup=False,
         )
-    failed = f", {summary['actions_failed']} failed" if summary["actions_failed"] else ""
-    out.print(f"actions: {summary['actions']} delivered{failed}", markup=False)
+    actions = summary["actions"]
+    parts = [f"{actions['sent']} sent"]
+    parts += [f"{actions[k]} {label}" for k, label in _ACTION_LABELS if actions.get(k)]
+    parts += [f"{n} {k}" for k, n in actions.items() if k not in _ACTION_KEYS and n]
+    out.print(f"actions: {', '.join(parts)}", markup=False)
+    if actions["failed"] or actions["dead"]:
+        out.print(
+            "  see `healthscore actions --state failed` and `--state dead` for the errors",
+            markup=False,
+        )
     for line in summary["failures"]:  # markup=False: HubSpot's "[up, down, flat]" stays visible
         out.print(f"  failed: {line}", markup=False)
     if summary["run_id"] is not None:
         out.print(f"stored as run {summary['run_id']} in {safe_url(url)}", markup=False)
+
+
+_ACTION_LABELS = (
+    ("reconciled", "already delivered"),
+    ("failed", "failed (retried later)"),
+    ("dead", "dead (gave up)"),
+    ("skipped", "left to another run"),
+    ("removed", "removed from lists"),
+)
+_ACTION_KEYS = {"sent", *(k for k, _ in _ACTION_LABELS)}
 
 
 @app.command()

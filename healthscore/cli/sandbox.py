@@ -31,6 +31,15 @@ def sandbox(
             "(HubSpot and Slack); default: any token has every scope."
         ),
     ] = None,
+    faults_after_write: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of applied writes answered with a dropped connection or a 5xx "
+            "(the write happened, the answer is lost).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Start local HubSpot, Slack and Jira APIs for manual use (Ctrl+C stops).
 
@@ -70,4 +79,5 @@ def sandbox(
         faults=faults,
         fault_seed=fault_seed,
         tokens=scopes,
+        faults_after_write=faults_after_write,
     )

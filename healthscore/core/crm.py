@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from healthscore.core.text import clean, clean_optional
 from healthscore.errors import UserError
 
 ACCOUNT_OBJECTS = ("companies", "contacts")
@@ -54,6 +55,13 @@ class Owner:
     first_name: str | None = None
     last_name: str | None = None
 
+    def __post_init__(self) -> None:
+        # CRM text is made safe where it enters (`healthscore.core.text`), whatever the source
+        for name in ("email", "first_name", "last_name"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, clean(value))
+
     @property
     def display_name(self) -> str:
         name = " ".join(p for p in (self.first_name, self.last_name) if p)
@@ -73,6 +81,13 @@ class CrmRecord:
     id: str
     properties: dict[str, str | None]
     associations: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # CRM text is made safe where it enters (`healthscore.core.text`), whatever the source
+        self.id = clean(self.id)
+        self.properties = {k: clean_optional(v) for k, v in self.properties.items()}
+        # a pair is a set member, however a record was built (`association_ids`)
+        self.associations = {k: association_ids(v) for k, v in self.associations.items()}
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "properties": dict(self.properties)}

@@ -6,7 +6,7 @@ a message is ever sent, instead of a CSM receiving "{{ acount.name }}".
 
 from __future__ import annotations
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_VARIABLES: dict[str, str] = {
@@ -47,3 +47,29 @@ def check_template(source: str) -> None:
 
 def render(source: str, context: dict[str, object]) -> str:
     return ENVIRONMENT.from_string(source).render(context)
+
+
+def account_properties(source: str) -> set[str]:
+    """CRM properties a template reads from `account` (`account.x`, `account["x"]`).
+
+    A source pulls only the properties a playbook needs, so a property used only
+    in a message must be named here or it renders empty. `id` is the record id,
+    not a property. A template that does not parse reads nothing (validation
+    reports it).
+    """
+    try:
+        parsed = ENVIRONMENT.parse(source)
+    except TemplateSyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in parsed.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):
+            continue
+        target = node.node
+        if not (isinstance(target, nodes.Name) and target.name == "account"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            found.add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found.add(node.arg.value)
+    return found - {"id"}

@@ -229,7 +229,8 @@ def run_demo(
             report(f"week {week + 1}/{weeks}: scoring as of {day}", week + 1, total)
             summary = run_week(as_of.isoformat(), db_url)
             result.summaries.append(summary)
-            result.actions += int(summary.get("actions") or 0)
+            delivered = summary.get("actions") or {}  # the summary's ActionCounts object
+            result.actions += int(delivered.get("sent", 0)) + int(delivered.get("reconciled", 0))
         report("posting the leadership digest and writing the dashboard", weeks + 1, total)
         # The CRM as it ended, so `healthscore explain` works after the sandbox is gone.
         atomic_write(result.crm, json.dumps(crm.snapshot, ensure_ascii=False))

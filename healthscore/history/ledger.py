@@ -9,16 +9,24 @@ nothing new; a row leaves `pending`/`failed` only by being sent.
 
 States: `pending` (recorded, never tried), `attempting` (claimed: a vendor call
 may be in flight or may have happened before a crash), `sent`, `failed` (the
-last attempt raised; retried on the next run). A row that was ever attempted
-is reconciled with the vendor before it is sent again (see
+last attempt raised; retried once `next_attempt_at` has passed), `dead` (failed
+`RetryPolicy.max_attempts` times: never tried again, listed by
+`healthscore actions --state dead`). A row that was ever attempted is
+reconciled with the vendor before it is sent again (see
 `healthscore.actions.dispatch`).
+
+Leases: a claim names its process (`claimed_by`, "host:pid") and lasts until
+`lease_until`. Another run leaves an `attempting` row alone while its claim
+holds, so two live runs never both send (or reconcile too early) the same row;
+the claim is void once it expires or, on the same host, once its process is
+gone (a kill -9 in the middle of a send).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,13 +36,37 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
 from healthscore.errors import HealthscoreError
+from healthscore.history.process import claim_gone, this_process
 
 PENDING = "pending"
 ATTEMPTING = "attempting"
 SENT = "sent"
 FAILED = "failed"
-LEDGER_STATES = (PENDING, ATTEMPTING, SENT, FAILED)
+DEAD = "dead"
+LEDGER_STATES = (PENDING, ATTEMPTING, SENT, FAILED, DEAD)
 ERROR_LIMIT = 2_000
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how soon a failing row is tried again.
+
+    `max_attempts`: after this many failed attempts the row is `dead`.
+    `backoff_seconds`: the wait after the first failure, doubled after each
+    further one (300 s: 5, 10, 20, 40 minutes), capped at `max_backoff_seconds`.
+    `lease_seconds`: how long a claim holds against another host's run; it must
+    outlast one send with the clients' timeouts and read retries (about a minute).
+    """
+
+    max_attempts: int = 5
+    backoff_seconds: float = 300.0
+    max_backoff_seconds: float = 86_400.0
+    lease_seconds: float = 600.0
+
+    def retry_at(self, attempts: int, now: datetime) -> datetime:
+        """When a row that has failed `attempts` times (>= 1) may be tried again."""
+        delay = min(self.backoff_seconds * 2 ** max(attempts - 1, 0), self.max_backoff_seconds)
+        return now + timedelta(seconds=delay)
 
 
 class ActionLedgerRow(SQLModel, table=True):
@@ -59,15 +91,19 @@ class ActionLedgerRow(SQLModel, table=True):
     state: str = Field(default=PENDING, max_length=20)
     attempts: int = 0
     reason: str = Field(sa_column=Column(Text, nullable=False))
-    target: str = Field(max_length=500)
+    target: str = Field(sa_column=Column(Text, nullable=False))
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    external_id: str | None = Field(default=None, max_length=500)
+    external_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     external: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(sa_type=DateTime())
     updated_at: datetime = Field(sa_type=DateTime())
     attempted_at: datetime | None = Field(default=None, sa_type=DateTime())
     sent_at: datetime | None = Field(default=None, sa_type=DateTime())
+    # migration 0004: the claim of an `attempting` row and the backoff of a `failed` one
+    lease_until: datetime | None = Field(default=None, sa_type=DateTime())
+    claimed_by: str | None = Field(default=None, max_length=200)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=DateTime())
 
 
 LEDGER = SQLModel.metadata.tables["action_ledger"]
@@ -120,10 +156,25 @@ class LedgerEntry:
     updated_at: datetime
     attempted_at: datetime | None
     sent_at: datetime | None
+    lease_until: datetime | None = None
+    claimed_by: str | None = None
+    next_attempt_at: datetime | None = None
 
     @property
     def key(self) -> str:
         return ledger_key(self.playbook, self.action, self.account_id, self.occurrence)
+
+    def claim_held(self, now: datetime) -> bool:
+        """True while another run's claim on this `attempting` row holds (see the module doc)."""
+        lease = _aware(self.lease_until)
+        if self.state != ATTEMPTING or lease is None:
+            return False  # rows claimed before migration 0004 carry no lease: free
+        return _utc(now) < lease and not claim_gone(self.claimed_by)
+
+    def waiting(self, now: datetime) -> bool:
+        """True while a `failed` row's backoff runs."""
+        wait = _aware(self.next_attempt_at)
+        return self.state == FAILED and wait is not None and _utc(now) < wait
 
 
 def ledger_key(playbook: str, action: str, account_id: str, occurrence: str) -> str:
@@ -137,6 +188,11 @@ def now_naive() -> datetime:
 
 def _naive(moment: datetime) -> datetime:
     return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken as UTC (what the database holds)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -169,7 +225,7 @@ def insert_pending(
             "state": PENDING,
             "attempts": 0,
             "reason": a.reason,
-            "target": a.target[:500],
+            "target": a.target,
             "payload": dict(a.payload),
             "created_at": now,
             "updated_at": now,
@@ -200,15 +256,34 @@ class ActionLedger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def due(self, playbook: str) -> list[LedgerEntry]:
-        """Every row of the playbook not yet sent (pending, attempting, failed), oldest first."""
+    def due(self, playbook: str, now: datetime | None = None) -> list[LedgerEntry]:
+        """The rows of the playbook to try now, oldest first.
+
+        Pending rows; failed rows whose backoff has passed; attempting rows whose
+        claim no longer holds. Not sent or dead rows, not a live run's claims.
+        """
+        moment = _utc(now) if now is not None else datetime.now(UTC)
         query = (
             sa.select(LEDGER)
-            .where(LEDGER.c.playbook == playbook, LEDGER.c.state != SENT)
+            .where(LEDGER.c.playbook == playbook, LEDGER.c.state.in_((PENDING, ATTEMPTING, FAILED)))
             .order_by(LEDGER.c.id)
         )
         with self.engine.connect() as connection:
-            return [_entry(row) for row in connection.execute(query)]
+            rows = [_entry(row) for row in connection.execute(query)]
+        return [r for r in rows if not r.claim_held(moment) and not r.waiting(moment)]
+
+    def counts(self, playbook: str) -> dict[str, int]:
+        """Rows of the playbook per state (every state present, zeros included)."""
+        query = (
+            sa.select(LEDGER.c.state, sa.func.count())
+            .where(LEDGER.c.playbook == playbook)
+            .group_by(LEDGER.c.state)
+        )
+        found = dict.fromkeys(LEDGER_STATES, 0)
+        with self.engine.connect() as connection:
+            for state, count in connection.execute(query):
+                found[state] = int(count)
+        return found
 
     def entries(
         self,
@@ -254,13 +329,19 @@ class ActionLedger:
                         found[key] = row.state
         return found
 
-    def claim(self, entry: LedgerEntry) -> LedgerEntry | None:
+    def claim(
+        self, entry: LedgerEntry, lease_seconds: float = RetryPolicy.lease_seconds
+    ) -> LedgerEntry | None:
         """Move a row to `attempting` (attempts + 1) if nobody changed it since it was read.
 
         The compare-and-set on (state, attempts) means two dispatchers running at
         once cannot both send the same row: the second one's claim updates nothing.
+        The claim names this process and holds for `lease_seconds`. Returns the
+        claimed row, or None when another dispatcher got there first.
         """
         now = now_naive()
+        lease_until = now + timedelta(seconds=lease_seconds)
+        claimant = this_process()
         with self.engine.begin() as connection:
             result = connection.execute(
                 sa.update(LEDGER)
@@ -274,6 +355,8 @@ class ActionLedger:
                     attempts=entry.attempts + 1,
                     attempted_at=now,
                     updated_at=now,
+                    lease_until=lease_until,
+                    claimed_by=claimant,
                 )
             )
         if result.rowcount != 1:
@@ -285,6 +368,8 @@ class ActionLedger:
                 "attempts": entry.attempts + 1,
                 "attempted_at": _aware(now),
                 "updated_at": _aware(now),
+                "lease_until": _aware(lease_until),
+                "claimed_by": claimant,
             }
         )
 
@@ -295,15 +380,37 @@ class ActionLedger:
         self._update(
             entry_id,
             state=SENT,
-            external_id=(external_id or "")[:500] or None,
+            external_id=external_id or None,
             external=dict(external) if external is not None else None,
             last_error=None,
             sent_at=now,
             updated_at=now,
+            lease_until=None,
+            next_attempt_at=None,
         )
 
-    def mark_failed(self, entry_id: int, error: str) -> None:
-        self._update(entry_id, state=FAILED, last_error=error[:ERROR_LIMIT], updated_at=now_naive())
+    def mark_failed(
+        self, entry_id: int, error: str, *, retry_at: datetime | None = None, dead: bool = False
+    ) -> None:
+        """Record a failed attempt: `failed` (tried again from `retry_at`, None: next run), or
+        `dead` (never again). Policy lives in `fail()`; this is the bare state change."""
+        self._update(
+            entry_id,
+            state=DEAD if dead else FAILED,
+            last_error=error[:ERROR_LIMIT],
+            updated_at=now_naive(),
+            lease_until=None,
+            next_attempt_at=_naive(retry_at) if retry_at is not None else None,
+        )
+
+    def fail(self, entry: LedgerEntry, error: str, policy: RetryPolicy) -> str:
+        """A claimed row's attempt failed: back off, or `dead` at the attempt cap.
+
+        Returns the row's new state (`failed` or `dead`)."""
+        dead = entry.attempts >= policy.max_attempts
+        retry_at = None if dead else policy.retry_at(entry.attempts, now_naive())
+        self.mark_failed(entry.id, error, retry_at=retry_at, dead=dead)
+        return DEAD if dead else FAILED
 
     def _update(self, entry_id: int, **values: Any) -> None:
         with self.engine.begin() as connection:
@@ -336,4 +443,7 @@ def _entry(row: Any) -> LedgerEntry:
         updated_at=_aware(row.updated_at) or row.updated_at,
         attempted_at=_aware(row.attempted_at),
         sent_at=_aware(row.sent_at),
+        lease_until=_aware(row.lease_until),
+        claimed_by=row.claimed_by,
+        next_attempt_at=_aware(row.next_attempt_at),
     )

@@ -17,7 +17,9 @@ from sqlmodel import Field, SQLModel
 RUN_RUNNING = "running"
 RUN_SUCCEEDED = "succeeded"
 RUN_FAILED = "failed"
-RUN_OUTCOMES = (RUN_RUNNING, RUN_SUCCEEDED, RUN_FAILED)
+RUN_CRASHED = "crashed"
+"""Left `running` by a process that is gone (killed, lost power): set by the next run."""
+RUN_OUTCOMES = (RUN_RUNNING, RUN_SUCCEEDED, RUN_FAILED, RUN_CRASHED)
 
 
 class Run(SQLModel, table=True):
@@ -39,6 +41,10 @@ class Run(SQLModel, table=True):
     message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # owner id -> display name at the time of the run (dashboard and digest name CSMs)
     owners: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # the process recording a `running` run (migration 0004): a crashed run is told apart
+    # from a live one by whether this process still exists
+    host: str | None = Field(default=None, max_length=200)
+    pid: int | None = None
 
 
 class AccountSnapshot(SQLModel, table=True):
@@ -55,7 +61,7 @@ class AccountSnapshot(SQLModel, table=True):
     playbook: str = Field(max_length=200)
     as_of: datetime = Field(sa_type=DateTime())
     account_id: str = Field(max_length=100)
-    name: str = Field(max_length=500)
+    name: str = Field(sa_column=Column(Text, nullable=False))  # CRM text: unbounded (0004)
     owner_id: str | None = Field(default=None, max_length=100)
     score: float
     status: str = Field(max_length=200)

@@ -28,6 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
@@ -36,9 +38,17 @@ from healthscore.core.trends import Baseline, Comparison, PastScore, WindowRange
 from healthscore.core.triggers import window_start
 from healthscore.errors import StoreError as _StoreError
 from healthscore.history.ledger import PendingAction, insert_pending
-from healthscore.history.models import RUN_OUTCOMES, RUN_RUNNING, SQLModel
+from healthscore.history.models import RUN_CRASHED, RUN_OUTCOMES, RUN_RUNNING, SQLModel
+from healthscore.history.process import gone, host_name
 
 DB_URL_ENV = "HEALTHSCORE_DB_URL"
+DB_PASSWORD_ENV = "HEALTHSCORE_DB_PASSWORD"
+"""The database password, kept out of URLs that Prefect records as flow parameters: a URL
+with a user and no password gets it from here (`healthscore run` moves it here)."""
+MIGRATION_LOCK = 7_331_001  # pg_advisory_xact_lock key: one migrating process at a time
+MIGRATION_TRIES = 8
+STALE_RUN = timedelta(days=1)
+"""A `running` run recorded on another host is taken as crashed after this long."""
 STORE_PAUSE_ENV = "HEALTHSCORE_TEST_STORE_PAUSE"
 """Test hook: a file path. `record_run` creates it after its first inserts and then
 sleeps inside the open transaction, so a test can kill the process mid-write."""
@@ -159,17 +169,75 @@ def open_store(url: str | None = None) -> HistoryStore:
     existed = store_exists(url)
     try:
         if url not in _MIGRATED or not existed:
-            with engine.begin() as connection:
-                _migrate(connection)
+            _migrate_serialised(engine)
             _MIGRATED.add(url)
-    except DBAPIError as exc:
+    except (DBAPIError, CommandError) as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the history database {_safe(url)}: {exc.orig}") from None
+        raise database_problem(url, exc) from None
     return HistoryStore(engine)
+
+
+def database_problem(url: str, exc: BaseException) -> StoreError:
+    """One line naming the database and the fix, for the faults a user has to fix.
+
+    Newer schema (Alembic cannot find the revision), read-only file or folder,
+    full disk, a damaged file; anything else keeps the driver's message.
+    """
+    where = _safe(url)
+    text = str(getattr(exc, "orig", None) or exc)
+    lower = text.lower()
+    if isinstance(exc, CommandError) and "can't locate revision" in lower:
+        return StoreError(
+            f"the history database {where} was written by a newer healthscore ({text}); "
+            "upgrade healthscore (pip install -U healthscore) or pass --db for another database"
+        )
+    if "readonly" in lower or "read-only" in lower or "unable to open database file" in lower:
+        return StoreError(
+            f"cannot write the history database {where} ({text}): make the file and its folder "
+            "writable, or pass --db with a writable location"
+        )
+    if any(m in lower for m in ("disk is full", "no space left", "disk full", "disk i/o error")):
+        return StoreError(
+            f"the disk holding the history database {where} is full or failing ({text}): "
+            "free space (or check the disk) and run again; nothing of this run was stored"
+        )
+    if "malformed" in lower or "not a database" in lower or "corrupt" in lower:
+        return StoreError(
+            f"the history database {where} is damaged ({text}): restore it from a backup, "
+            "or move it aside to start a new history"
+        )
+    return StoreError(f"cannot open the history database {where}: {text}")
+
+
+def _migrate_serialised(engine: Engine) -> None:
+    """Migrate once even when several runs open a fresh database at the same moment.
+
+    PostgreSQL: a transaction-scoped advisory lock, so the second process waits
+    and then finds the schema at head (Alembic's DDL is transactional there).
+    SQLite: DDL is not transactional through the driver, so a process that
+    loses the race ("table ... already exists", "database is locked") waits and
+    tries again until the winner has finished.
+    """
+    for attempt in range(MIGRATION_TRIES):
+        try:
+            with engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                _migrate(connection)
+            return
+        except DBAPIError as exc:
+            text = str(exc.orig).lower()
+            racing = "already exists" in text or "locked" in text or "duplicate" in text
+            if not racing or attempt + 1 == MIGRATION_TRIES:
+                raise
+            time.sleep(0.25 * (attempt + 1))
 
 
 def _engine(url: str) -> Engine:
     parsed = sa.make_url(url)
+    password = os.environ.get(DB_PASSWORD_ENV)
+    if parsed.username and parsed.password is None and password:
+        parsed = parsed.set(password=password)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -365,42 +433,58 @@ class HistoryStore:
             for c in comparisons:
                 counts[c.status] = counts.get(c.status, 0) + 1
         as_of = _naive(run.as_of)
-        with self.engine.begin() as connection:
-            run_id = connection.execute(
-                sa.insert(RUNS)
-                .values(
-                    playbook=run.playbook,
-                    content_hash=run.content_hash,
-                    as_of=as_of,
-                    source=run.source,
-                    started_at=_naive(run.started_at),
-                    finished_at=None,
-                    accounts=len(comparisons),
-                    counts=counts,
-                    outcome=RUN_RUNNING,
-                    message=None,
-                    owners=dict(run.owners) if run.owners is not None else None,
-                )
-                .returning(RUNS.c.id)
-            ).scalar_one()
-            rows = (_snapshot_row(run_id, run.playbook, as_of, c) for c in comparisons)
-            for number, chunk in enumerate(_chunks(rows, INSERT_CHUNK)):
-                connection.execute(sa.insert(SNAPSHOTS), chunk)
-                if number == 0:
-                    _pause_for_tests()
-            if cache is not None:
-                connection.execute(sa.delete(CACHE).where(CACHE.c.source_key == cache.source_key))
-                connection.execute(
-                    sa.insert(CACHE).values(
-                        source_key=cache.source_key,
-                        pulled_at=_naive(cache.pulled_at),
-                        signature=cache.signature,
-                        snapshot=cache.snapshot_json,
-                        run_id=run_id,
-                    )
-                )
-            insert_pending(connection, int(run_id), actions)
+        try:
+            with self.engine.begin() as connection:
+                return self._record(connection, run, as_of, counts, comparisons, cache, actions)
+        except sa.exc.OperationalError as exc:  # the database's trouble, not the data's
+            raise database_problem(self.url, exc) from None
+
+    def _record(
+        self,
+        connection: Connection,
+        run: RunInfo,
+        as_of: datetime,
+        counts: dict[str, int],
+        comparisons: Sequence[Comparison],
+        cache: CacheEntry | None,
+        actions: Sequence[PendingAction],
+    ) -> int:
+        mark_crashed(connection, run.playbook)
+        run_id = connection.execute(
+            sa.insert(RUNS)
+            .values(
+                playbook=run.playbook,
+                content_hash=run.content_hash,
+                as_of=as_of,
+                source=run.source,
+                started_at=_naive(run.started_at),
+                finished_at=None,
+                accounts=len(comparisons),
+                counts=counts,
+                outcome=RUN_RUNNING,
+                message=None,
+                owners=dict(run.owners) if run.owners is not None else None,
+                host=host_name(),
+                pid=os.getpid(),
+            )
+            .returning(RUNS.c.id)
+        ).scalar_one()
+        rows = (_snapshot_row(run_id, run.playbook, as_of, c) for c in comparisons)
+        for number, chunk in enumerate(_chunks(rows, INSERT_CHUNK)):
+            connection.execute(sa.insert(SNAPSHOTS), chunk)
+            if number == 0:
+                _pause_for_tests()
+        if cache is not None:
+            _upsert_cache(connection, cache, int(run_id))
+        insert_pending(connection, int(run_id), actions)
         return int(run_id)
+
+    def newest_as_of(self, playbook: str) -> datetime | None:
+        """The latest as-of of any stored run of the playbook (None: no run yet)."""
+        query = sa.select(sa.func.max(RUNS.c.as_of)).where(RUNS.c.playbook == playbook)
+        with self.engine.connect() as connection:
+            newest = connection.execute(query).scalar_one_or_none()
+        return _aware(newest) if newest is not None else None
 
     def finish_run(
         self,
@@ -434,6 +518,55 @@ class HistoryStore:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def mark_crashed(connection: Connection, playbook: str) -> int:
+    """Mark the playbook's runs left `running` by a process that is gone as `crashed`.
+
+    Gone: recorded on this host by a pid that no longer exists, or started more
+    than `STALE_RUN` ago (another host, or a run from before migration 0004).
+    A live concurrent run is left alone. Returns how many were marked.
+    """
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = connection.execute(
+        sa.select(RUNS.c.id, RUNS.c.host, RUNS.c.pid, RUNS.c.started_at).where(
+            RUNS.c.playbook == playbook, RUNS.c.outcome == RUN_RUNNING
+        )
+    ).all()
+    crashed = [
+        row.id
+        for row in rows
+        if gone(row.host, row.pid) or _naive(row.started_at) < now - STALE_RUN
+    ]
+    if crashed:
+        connection.execute(
+            sa.update(RUNS)
+            .where(RUNS.c.id.in_(crashed), RUNS.c.outcome == RUN_RUNNING)
+            .values(
+                outcome=RUN_CRASHED,
+                finished_at=now,
+                message="the process running it stopped (killed or crashed) before it finished",
+            )
+        )
+    return len(crashed)
+
+
+def _upsert_cache(connection: Connection, cache: CacheEntry, run_id: int) -> None:
+    """Insert or replace a source's cached snapshot in one statement (no delete+insert race)."""
+    values = {
+        "source_key": cache.source_key,
+        "pulled_at": _naive(cache.pulled_at),
+        "signature": cache.signature,
+        "snapshot": cache.snapshot_json,
+        "run_id": run_id,
+    }
+    insert: Any = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(CACHE)
+    connection.execute(
+        insert.values(**values).on_conflict_do_update(
+            index_elements=[CACHE.c.source_key],
+            set_={k: v for k, v in values.items() if k != "source_key"},
+        )
+    )
 
 
 def _naive(moment: datetime) -> datetime:

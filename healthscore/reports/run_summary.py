@@ -43,6 +43,49 @@ class StatusChange:
 
 
 @dataclass
+class ActionCounts:
+    """What the run's dispatch did with the action ledger (`run --json`: `actions`).
+
+    `sent`: delivered now; `reconciled`: found already delivered (a lost answer);
+    `failed`: tried and failed, retried after a backoff; `dead`: failed at the
+    attempt cap this run, never tried again; `skipped`: another live run holds
+    the claim; `removed`: list members removed by `sync: true`. Other steps may
+    add their own counts (e.g. `held`) in `extra`. `problems` is true when a
+    user should look (failed or dead rows): the CLI exits 1 and the Prefect
+    flow run is tagged for it.
+    """
+
+    sent: int = 0
+    reconciled: int = 0
+    failed: int = 0
+    dead: int = 0
+    skipped: int = 0
+    removed: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> bool:
+        return self.failed > 0 or self.dead > 0
+
+    def describe(self) -> str:
+        """One line for the terminal and the markdown report, e.g. `3 sent, 1 failed, 2 dead`."""
+        parts = [
+            f"{n} {label}"
+            for label, n in (
+                ("sent", self.sent),
+                ("already delivered", self.reconciled),
+                ("failed (retried later)", self.failed),
+                ("dead (gave up)", self.dead),
+                ("left to another run", self.skipped),
+                ("removed from lists", self.removed),
+                *sorted(self.extra.items()),
+            )
+            if n or label in ("sent", "failed (retried later)", "dead (gave up)")
+        ]
+        return ", ".join(parts)
+
+
+@dataclass
 class RunSummary:
     """Everything a person wants to know about a run, JSON-friendly."""
 
@@ -65,14 +108,16 @@ class RunSummary:
     writeback_calls: int = 0
     writeback_skipped: str | None = None
     writeback_refused: int = 0
-    actions: int = 0
-    actions_failed: int = 0
+    actions: ActionCounts = field(default_factory=ActionCounts)
     failures: list[str] = field(default_factory=list)
     """One line per vendor refusal (write-back first, then each failed action), in the
     vendor's own words: the summary's "what to fix" list."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        extra = data["actions"].pop("extra")
+        data["actions"].update(extra)
+        return data
 
 
 def summarize(
@@ -152,8 +197,7 @@ def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
         f"- write-back: {summary.written_values} values on {summary.written_records} records"
         + (f" ({summary.writeback_skipped})" if summary.writeback_skipped else "")
         + (f", {summary.writeback_refused} refused" if summary.writeback_refused else ""),
-        f"- actions: {summary.actions}"
-        + (f" ({summary.actions_failed} failed)" if summary.actions_failed else ""),
+        f"- actions: {summary.actions.describe()}",
     ]
     if summary.run_id is not None:
         lines.append(f"- history run id: {summary.run_id}")

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from healthscore.actions.escape import html_text, plain
 from healthscore.actions.kinds.base import ActionKind, Occurrence, Sent, template
+from healthscore.core.text import HUBSPOT_TASK_BODY_LIMIT, HUBSPOT_TASK_SUBJECT_LIMIT, cap
 from healthscore.history.ledger import LedgerEntry
 from healthscore.integrations.hubspot.actions import HubSpotActions
 
@@ -41,8 +42,8 @@ class HubSpotTask(ActionKind):
         due_days = float(options.get("due_in_days") or DEFAULT_TASK_DUE_DAYS)
         due = occurrence.as_of + timedelta(days=due_days)
         payload = {
-            "subject": plain(subject)[:255],
-            "body": body or html_text(occurrence.firing.reason),
+            "subject": cap(plain(subject), HUBSPOT_TASK_SUBJECT_LIMIT),
+            "body": cap(body or html_text(occurrence.firing.reason), HUBSPOT_TASK_BODY_LIMIT),
             "owner_id": score.owner_id,
             "due_ms": int(due.timestamp() * 1000),
             "priority": str(options.get("priority") or "MEDIUM").upper(),

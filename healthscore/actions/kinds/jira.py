@@ -17,6 +17,7 @@ from healthscore.actions.messages import (
     occurrence_label,
     rule_label,
 )
+from healthscore.core.text import JIRA_SUMMARY_LIMIT, JIRA_TEXT_LIMIT, cap
 from healthscore.history.ledger import LedgerEntry
 from healthscore.integrations.jira.issues import JiraSender
 
@@ -53,22 +54,26 @@ class Jira(ActionKind):
         payload = {
             "project": str(options["project"]),
             "issue_type": str(options.get("issue_type") or "Task"),
-            "summary": plain(summary)[:255],
-            "description": jira_breakdown(
-                intro=intro,
-                score=comparison.rounded,
-                status=score.status,
-                previous_status=comparison.previous_status,
-                delta=comparison.delta,
-                trend=comparison.trend,
-                reason=reason,
-                rules=score.rule_points(),
-                groups=score.group_points(),
-                url=occurrence.url,
+            "summary": cap(plain(summary), JIRA_SUMMARY_LIMIT),
+            "description": cap(
+                jira_breakdown(
+                    intro=intro,
+                    score=comparison.rounded,
+                    status=score.status,
+                    previous_status=comparison.previous_status,
+                    delta=comparison.delta,
+                    trend=comparison.trend,
+                    reason=reason,
+                    rules=score.rule_points(),
+                    groups=score.group_points(),
+                    url=occurrence.url,
+                ),
+                JIRA_TEXT_LIMIT,
             ),
-            "comment": (
+            "comment": cap(
                 f"Health score alert again: {jira_wiki(reason)} (score "
-                f"{comparison.rounded:g}, status {jira_wiki(score.status)}, {occurrence.url})"
+                f"{comparison.rounded:g}, status {jira_wiki(score.status)}, {occurrence.url})",
+                JIRA_TEXT_LIMIT,
             ),
             "labels": [label_slug(str(label)) for label in options.get("labels") or []],
             "account_label": account_label(score.id),

@@ -12,6 +12,7 @@ from healthscore.actions.context import group_drops, status_chip
 from healthscore.actions.escape import plain
 from healthscore.actions.kinds.base import ActionKind, Occurrence, Sent, template
 from healthscore.actions.messages import slack_blocks
+from healthscore.core.text import SLACK_TEXT_LIMIT, cap
 from healthscore.history.ledger import LedgerEntry
 from healthscore.integrations.slack.messages import SlackSender
 
@@ -53,7 +54,9 @@ class Slack(ActionKind):
             "owner_email": owner.email if owner else None,
             "fallback_channel": str(fallback) if fallback else None,
             # the notification's fallback text: never empty, even when the message is
-            "text": text if text.strip() else f"{plain(score.name)}: {score.status}",
+            "text": cap(
+                text if text.strip() else f"{plain(score.name)}: {score.status}", SLACK_TEXT_LIMIT
+            ),
             "blocks": slack_blocks(
                 account_name=score.name,
                 text=text,

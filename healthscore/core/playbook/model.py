@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from healthscore.core.conditions import VALUELESS_OPERATORS
 from healthscore.core.derived import Expression
+from healthscore.core.templates import account_properties
 
 RuleKind = Literal["property", "value_map", "scale", "event", "associated"]
 
@@ -176,6 +177,9 @@ class Playbook:
             account.update(expression.names - derived_names)
         for action in self.actions:
             account.update(c.property for c in action.where)
+            for value in action.options.values():  # a property used only in a template
+                if isinstance(value, str):  # non-template text names no `account.x`
+                    account.update(account_properties(value))
         for group in self.groups:
             for rule in group.rules:
                 if rule.kind in ("property", "value_map", "scale"):

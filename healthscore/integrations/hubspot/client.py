@@ -3,7 +3,10 @@
 The source, the write-back and the actions all call HubSpot through
 `HubSpotConnection`, so the retry policy and the in-process rate limiter are
 set once. Retries go through urllib3's `Retry` inside `hubspot-api-client`; its
-defaults skip POST (search, batch reads), hence `allowed_methods=None`.
+defaults skip POST (search, batch reads), hence `allowed_methods=None` — except
+for the POSTs that create a record (`WriteOnceRetry`): HubSpot has no
+idempotency key for them, so once such a request may have reached the server
+only the action ledger retries it, after looking for the record first.
 The rate limiter keeps us under HubSpot's burst and search limits instead of
 leaning on 429s (HubSpot counts 429s against the app's reputation).
 """
@@ -11,6 +14,7 @@ leaning on 429s (HubSpot counts 429s against the app's reputation).
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -20,6 +24,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from hubspot import HubSpot
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from healthscore.errors import ConfigError
@@ -62,8 +67,46 @@ class RateLimiter:
             time.sleep(max(wait, 0.001))
 
 
+CREATING_POST = re.compile(
+    r"^(/crm/v\d+/objects/[^/]+|/crm/v\d+/lists|/crm/v\d+/objects/[^/]+/batch/create)/?$"
+)
+"""POST paths that create something each time they are applied: never re-sent by the client."""
+
+
+class WriteOnceRetry(Retry):
+    """urllib3 `Retry` that never re-sends a creating POST which may have reached HubSpot.
+
+    Re-sent: a connection that was never established (nothing was sent) and a
+    429 (HubSpot refused it before applying it). Not re-sent: a dropped
+    answer, a read timeout or a 5xx, after which the record may exist; the
+    caller gets the error and the ledger reconciles (task subject and due time)
+    before trying again. Every other request keeps the normal retries.
+    """
+
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
+        path = (url or "").split("?", 1)[0]
+        if (method or "").upper() == "POST" and CREATING_POST.match(path):
+            safe = (error is not None and self._is_connection_error(error)) or (
+                response is not None and getattr(response, "status", None) == 429
+            )
+            if not safe:
+                reason = error or ResponseError(
+                    f"HTTP {getattr(response, 'status', '?')} on a creating POST: not re-sent"
+                )
+                raise MaxRetryError(_pool, url or "", reason)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 def default_retry() -> Retry:
-    return Retry(
+    return WriteOnceRetry(
         total=8,
         connect=8,
         read=8,

@@ -5,14 +5,24 @@ and the rule label) finds an open issue of the same account and rule. If it
 carries this ledger row's occurrence label (or a comment with it), it is the
 row's own earlier write whose acknowledgement was lost: nothing is sent again.
 Otherwise the open issue gets a comment instead of a duplicate issue.
+
+Retries: the jira client's `ResilientSession` re-sends a request after a
+dropped connection or a 503 (and a 429). Issue and comment creation are only
+re-sent after a 429 (`_WriteOnceSession`): Jira has no idempotency key for
+them, so after a lost answer the ledger's next attempt searches by the
+occurrence label instead of the client doubling the issue.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from jira import JIRA
+from jira.resilientsession import ResilientSession
+from requests import Response
 
 from healthscore.errors import VendorError
 
@@ -24,6 +34,36 @@ class JiraActionError(VendorError):
     """A Jira action that cannot be delivered as configured."""
 
 
+CREATING_POST = re.compile(r"/rest/api/\d+/issue(/[^/]+/comment)?/?$")
+"""Issue create and comment create: a second application makes a second issue or comment."""
+
+
+class _WriteOnceSession(ResilientSession):
+    """`ResilientSession` that re-sends a creating POST only after a 429 (nothing applied).
+
+    Overrides the session's retry decision, `__recoverable` (name-mangled in jira 3.x).
+    """
+
+    def _ResilientSession__recoverable(  # jira's name-mangled hook
+        self,
+        response: Exception | Response | None,
+        url: str | bytes,
+        request_method: str,
+        counter: int = 1,
+    ) -> bool:
+        text = url.decode() if isinstance(url, bytes) else str(url)
+        creating = request_method == "POST" and CREATING_POST.search(text.split("?", 1)[0])
+        refused = (
+            isinstance(response, Response) and response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+        )
+        if creating and not refused:
+            return False
+        recoverable: bool = super()._ResilientSession__recoverable(  # type: ignore[misc]
+            response, url, request_method, counter
+        )
+        return recoverable
+
+
 def jira_client(
     url: str,
     *,
@@ -33,14 +73,22 @@ def jira_client(
     max_retries: int = DEFAULT_MAX_RETRIES,
     timeout: float = 20,
 ) -> JIRA:
-    """`JIRA(server=...)` with a bearer token (Data Center PAT) or email + API token (Cloud)."""
+    """`JIRA(server=...)` with a bearer token (Data Center PAT) or email + API token (Cloud).
+
+    Its session re-sends issue and comment creation only after a 429 (module doc).
+    """
     if token:
-        return JIRA(server=url, token_auth=token, max_retries=max_retries, timeout=timeout)
-    if email and api_token:
-        return JIRA(
+        client = JIRA(server=url, token_auth=token, max_retries=max_retries, timeout=timeout)
+    elif email and api_token:
+        client = JIRA(
             server=url, basic_auth=(email, api_token), max_retries=max_retries, timeout=timeout
         )
-    raise JiraActionError("no Jira credentials: set JIRA_TOKEN, or JIRA_EMAIL and JIRA_API_TOKEN")
+    else:
+        raise JiraActionError(
+            "no Jira credentials: set JIRA_TOKEN, or JIRA_EMAIL and JIRA_API_TOKEN"
+        )
+    client._session.__class__ = _WriteOnceSession
+    return client
 
 
 def open_issue_jql(project: str, account_label: str, rule_label: str) -> str:

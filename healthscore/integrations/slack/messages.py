@@ -1,7 +1,10 @@
 """Slack: find where a message goes, post it tagged with its ledger key, find it again.
 
 Retries: slack_sdk's own handlers (429 with `Retry-After`, connection errors,
-5xx). Slack has no idempotency key for `chat.postMessage`, so each message
+5xx), except that `chat.postMessage` is only re-sent after a 429 (Slack refused
+it, nothing was posted): after a dropped answer or a 5xx the message may be in
+the channel, and the client re-sending it is what doubled messages. Slack has
+no idempotency key for `chat.postMessage`, so each message
 carries its ledger key in message metadata (`event_type: healthscore_action`,
 `event_payload.ledger_key`), and a ledger row that was attempted before is
 first looked up in the channel's history (`conversations.history` with
@@ -22,6 +25,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 from healthscore.errors import VendorError
 
@@ -49,16 +55,58 @@ PRIVATE_SCOPE = "groups:read"  # conversations.list types=private_channel
 JOIN_SCOPE = "channels:join"  # conversations.join, public channels only
 
 
+WRITES = ("chat.postMessage",)
+"""Methods that post something new each time they are applied: never re-sent after they may
+have reached Slack (the ledger reconciles through message metadata instead)."""
+
+
+def _writes(request: HttpRequest) -> bool:
+    return request.url.split("?", 1)[0].rstrip("/").endswith(WRITES)
+
+
+class _ReadConnectionErrorRetry(ConnectionErrorRetryHandler):
+    """Dropped connections are re-sent for reads only."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _writes(request):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
+class _ReadServerErrorRetry(ServerErrorRetryHandler):
+    """5xx answers are re-sent for reads only."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _writes(request):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
 def slack_client(base_url: str, token: str, timeout: int = 15) -> WebClient:
-    """A WebClient that honours 429 Retry-After and retries dropped connections and 5xx."""
+    """A WebClient that honours 429 Retry-After everywhere and re-sends reads (only) after a
+    dropped connection or a 5xx."""
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=timeout,
         retry_handlers=[
             RateLimitErrorRetryHandler(max_retry_count=3),
-            ConnectionErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=3),
+            _ReadConnectionErrorRetry(max_retry_count=3),
+            _ReadServerErrorRetry(max_retry_count=3),
         ],
     )
 
