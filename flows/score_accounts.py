@@ -48,6 +48,7 @@ def score_accounts(
     dashboard: str | None = None,
     full: bool = False,
     full_pull_every_days: float = FULL_PULL_EVERY_DAYS,
+    enroll_existing: bool = False,
 ) -> dict[str, Any]:
     """Score every account of a playbook, keep the history, write back, act, report.
 
@@ -60,6 +61,8 @@ def score_accounts(
     full: pull every record instead of the changes since the cached pull (`run --full`).
     full_pull_every_days: the safety net of incremental pulls, which give exactly the
     scores of a full pull: a full pull anyway once the last one is this many days old.
+    enroll_existing: send actions on the playbook's first run too (by default it is a
+    baseline that holds them, `healthscore.actions.plan.is_baseline`).
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
@@ -77,7 +80,14 @@ def score_accounts(
     scores = score(playbook, big(pulled.snapshot), moment)
     comparisons = compare_with_history(playbook, big(scores), moment, db_url, dry_run)
     plan = plan_due_actions(
-        playbook, big(comparisons), big(pulled.snapshot), moment, db_url, source, dry_run
+        playbook,
+        big(comparisons),
+        big(pulled.snapshot),
+        moment,
+        db_url,
+        source,
+        dry_run,
+        enroll_existing,
     )
 
     run_id: int | None = None

@@ -91,8 +91,13 @@ def plan_due_actions(
     db_url: str | None,
     source: str,
     dry_run: bool,
+    enroll_existing: bool = False,
 ) -> ActionPlan:
-    """Which actions fire this run (read-only); a dry run prints each one and why."""
+    """Which actions fire this run (read-only); a dry run prints each one and why.
+
+    The playbook's first run is a baseline (`healthscore.actions.plan.is_baseline`):
+    its firings are held unless `enroll_existing`.
+    """
     logger = get_run_logger()
     if not playbook.actions:
         return ActionPlan(playbook.name)
@@ -107,6 +112,7 @@ def plan_due_actions(
             history,
             as_of,
             _portal_id(settings_for(source), source),
+            enroll_existing=enroll_existing,
         )
     else:
         with open_store(db_url) as store:
@@ -120,6 +126,7 @@ def plan_due_actions(
                 history,
                 as_of,
                 _portal_id(settings_for(source), source),
+                enroll_existing=enroll_existing,
             )
             if dry_run:
                 recorded = ActionLedger(store.engine).recorded(playbook.name, plan.keys())
@@ -137,6 +144,9 @@ def plan_due_actions(
                 f"[{sync.action}] would remove from list {sync.list_name!r} every member that "
                 f"no longer qualifies ({len(sync.qualifying)} qualify now)"
             )
+    if plan.held:
+        held = ", ".join(f"{name}: {n}" for name, n in plan.held.items())
+        print(f"held {sum(plan.held.values())} actions ({held}): {plan.held_reason}")
     logger.info("actions due: %d (%d list syncs)", len(plan.due), len(plan.syncs))
     return plan
 

@@ -25,14 +25,26 @@ from healthscore.core.triggers import Firing, TriggerHistory, fire, holds_now
 from healthscore.history.ledger import PendingAction
 
 
+BASELINE_REASON = (
+    "first run of the playbook: a baseline, as HubSpot workflows do not enroll existing "
+    "records; `healthscore run --enroll-existing` or `enroll_existing: true` sends them"
+)
+
+
 @dataclass
 class ActionPlan:
-    """The due actions of a run, the list syncs, and templates that failed to render."""
+    """The due actions of a run, the list syncs, and templates that failed to render.
+
+    `held`: firings not sent because this run is the playbook's baseline
+    (`is_baseline`), counted per action name; `held_reason` says why.
+    """
 
     playbook: str
     due: list[PendingAction] = field(default_factory=list)
     syncs: list[ListSync] = field(default_factory=list)
     render_errors: list[str] = field(default_factory=list)
+    held: dict[str, int] = field(default_factory=dict)
+    held_reason: str | None = None
 
     def keys(self) -> list[tuple[str, str, str]]:
         return [(a.action, a.account_id, a.occurrence) for a in self.due]
@@ -54,6 +66,21 @@ def describe(action: PendingAction, state: str | None = None) -> str:
     return line
 
 
+def is_baseline(playbook: Playbook, history: TriggerHistory, enroll_existing: bool) -> bool:
+    """Whether this run only records scores: the playbook has no stored score before it.
+
+    HubSpot workflows enroll only records that meet the trigger after the workflow
+    is turned on, unless "enroll existing records" is ticked; likewise the first run
+    of a playbook (no score of it stored strictly before this as-of) sends no
+    transition or level action, so a first run does not alert on every account that
+    was already At-risk. `enroll_existing` (`run --enroll-existing`) or the
+    playbook's `enroll_existing: true` sends them. Later runs see the baseline as
+    the previous state, so they send exactly the transitions that happen after it;
+    an account that appears later is enrolled on its first score, as in HubSpot.
+    """
+    return not history.prior and not (enroll_existing or playbook.enroll_existing)
+
+
 def plan_actions(
     playbook: Playbook,
     comparisons: Sequence[Comparison],
@@ -61,9 +88,18 @@ def plan_actions(
     history: TriggerHistory,
     as_of: datetime,
     portal_id: str,
+    *,
+    enroll_existing: bool = False,
 ) -> ActionPlan:
-    """Evaluate every action's trigger and `where` for every account; render the due ones."""
+    """Evaluate every action's trigger and `where` for every account; render the due ones.
+
+    On a baseline run (`is_baseline`) nothing is due and no list is synced: each
+    firing is counted in `plan.held` instead.
+    """
     plan = ActionPlan(playbook.name)
+    baseline = is_baseline(playbook, history, enroll_existing)
+    if baseline:
+        plan.held_reason = BASELINE_REASON
     owners = snapshot.owner_by_id()
     moment = as_of.timestamp()
     for action in playbook.actions:
@@ -88,6 +124,9 @@ def plan_actions(
             )
             if firing is None:
                 continue
+            if baseline:
+                plan.held[action.name] = plan.held.get(action.name, 0) + 1
+                continue
             owner = owners.get(score.owner_id or "")
             try:
                 plan.due.append(
@@ -95,7 +134,7 @@ def plan_actions(
                 )
             except ActionRenderError as exc:
                 plan.render_errors.append(f"{action.name} / {score.id}: {exc}")
-        if synced is not None:
+        if synced is not None and not baseline:
             plan.syncs.append(
                 ListSync(
                     action.kind,

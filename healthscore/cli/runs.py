@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +24,7 @@ from healthscore.cli._util import (
     SourceOption,
     app,
     as_of_or_fail,
+    err,
     fail,
     out,
     playbook_name,
@@ -33,6 +35,7 @@ from healthscore.cli._util import (
 from healthscore.core.symbols import TREND_ARROWS, chip
 
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+ANALYTICS_ENV = "PREFECT_SERVER_ANALYTICS_ENABLED"
 
 
 @app.command()
@@ -53,27 +56,57 @@ def run(
             "(a full pull also runs by itself once the last one is 7 days old).",
         ),
     ] = False,
+    enroll_existing: Annotated[
+        bool,
+        typer.Option(
+            "--enroll-existing",
+            help="Send actions on the playbook's first run too (default: the first run is "
+            "a baseline that stores scores and holds its actions).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the whole flow once, as a Prefect flow run: pull, score, store, write back, report."""
+    """Run the whole flow once, as a Prefect flow run: pull, score, store, write back, report.
+
+    The flow run goes to PREFECT_API_URL when it is set (environment or Prefect
+    profile). Otherwise the first run starts a local Prefect server in the
+    background, its database and log in <data dir>/prefect, telemetry off, and
+    later runs reuse it (no start-up wait); its address is printed, the UI is
+    there; `PREFECT_HOME=<data dir>/prefect prefect server stop` stops it.
+
+    The dashboard goes to HEALTHSCORE_DASHBOARD_DIR, else next to the SQLite
+    history file (dashboard-<playbook>.html); a dry run writes none.
+    """
     moment = as_of_or_fail(as_of)
     with user_errors():
         load_playbook(playbook)  # a bad playbook fails here, before Prefect starts
-    from healthscore.history import default_db_url
+    from healthscore.history import data_dir, default_db_url
 
     url = db or default_db_url()
-    # A first start of Prefect's temporary server migrates its database: slow on small VMs.
-    os.environ.setdefault(STARTUP_TIMEOUT_ENV, "180")
+    os.environ.setdefault(ANALYTICS_ENV, "false")  # an offline machine prints no telemetry error
+    from flows.local_server import ServerStartError, prefect_api
     from flows.score_accounts import score_accounts
 
-    with user_errors(), run_errors():
-        summary = score_accounts(
-            playbook_path=str(playbook),
-            source=source,
-            as_of=moment.isoformat(),
-            dry_run=dry_run,
-            db_url=url,
-            full=full,
-        )
+    home = Path(os.environ.get("PREFECT_HOME") or data_dir() / "prefect")
+    try:
+        with prefect_api(home) as (api_url, started):
+            if started:
+                err.print(
+                    f"started a local Prefect server at {api_url.removesuffix('/api')} "
+                    f"(home {home}); later runs reuse it",
+                    markup=False,
+                )
+            with user_errors(), run_errors():
+                summary = score_accounts(
+                    playbook_path=str(playbook),
+                    source=source,
+                    as_of=moment.isoformat(),
+                    dry_run=dry_run,
+                    db_url=url,
+                    full=full,
+                    enroll_existing=enroll_existing,
+                )
+    except ServerStartError as exc:
+        fail(str(exc))
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         return
