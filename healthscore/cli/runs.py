@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from healthscore.actions import load_playbook
 from healthscore.cli._util import (
     AsOfOption,
+    Column,
     DbOption,
     PlaybookOption,
     SourceOption,
@@ -28,6 +28,7 @@ from healthscore.cli._util import (
     fail,
     out,
     playbook_name,
+    print_rows,
     run_errors,
     safe_url,
     user_errors,
@@ -174,14 +175,10 @@ def history(
     if not entries:
         which = f" for playbook {name!r}" if name else ""
         fail(f"no stored scores for account {account_id!r}{which} in {safe_url(url)}")
-    table = Table(title=f"{entries[0].name} (id {account_id})", title_justify="left")
-    table.add_column("as of")
-    if name is None:
-        table.add_column("playbook")
-    table.add_column("score", justify="right")
-    table.add_column("Δ", justify="right")
-    table.add_column("trend")
-    table.add_column("status")
+    columns = [Column("as of")] + ([Column("playbook")] if name is None else [])
+    columns += [Column("score", right=True), Column("Δ", right=True), Column("trend")]
+    columns.append(Column("status"))
+    rows = []
     for e in entries:
         status = f"{chip(e.color)} {e.status}"
         if e.previous_status and e.previous_status != e.status:
@@ -195,5 +192,5 @@ def history(
             f"{TREND_ARROWS.get(e.trend, '')} {e.trend}",
             status,
         ]
-        table.add_row(*cells)
-    out.print(table)
+        rows.append(cells)
+    print_rows(f"{entries[0].name} (id {account_id})", columns, rows)
