@@ -29,6 +29,7 @@ from healthscore.actions import load_playbook
 from healthscore.core.crm import SnapshotError
 from healthscore.core.playbook import PlaybookError
 from healthscore.core.values import parse_as_of
+from healthscore.errors import Unreachable
 from healthscore.playbooks import bundled_names, find_bundled
 from healthscore.sources import SOURCE_HELP, SourceError
 
@@ -169,7 +170,7 @@ def user_errors() -> Iterator[None]:
         count = len(exc.issues)
         err.print(f"{count} problem{'s' if count != 1 else ''} found.", markup=False)
         raise typer.Exit(2) from None
-    except (SourceError, SnapshotError) as exc:
+    except (SourceError, SnapshotError, Unreachable) as exc:
         fail(str(exc))
 
 

@@ -78,8 +78,11 @@ def run(
     history file (dashboard-<playbook>.html); a dry run writes none.
     """
     moment = as_of_or_fail(as_of)
+    from healthscore.sources import check_reachable
+
     with user_errors():
         load_playbook(playbook)  # a bad playbook fails here, before Prefect starts
+        check_reachable(source)  # so does a CRM that nothing answers for
     from healthscore.history import data_dir, default_db_url
 
     url = db or default_db_url()
