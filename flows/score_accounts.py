@@ -119,6 +119,9 @@ def score_accounts(
             summary.writeback_calls = written.calls
 
         summary.actions = run_actions(playbook, big(plan), source, db_url, dry_run)
+        summary.actions_held = sum(plan.held.values())
+        summary.actions_unconfigured = sum(plan.skipped.values())
+        summary.action_notes = plan.notes()
         publish_report(playbook, summary, big(comparisons))
         if run_id is not None:
             publish_dashboard(playbook, db_url, dashboard)

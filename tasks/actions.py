@@ -22,9 +22,16 @@ from healthscore.actions.config import (
     SLACK_TOKEN_ENV,
     ActionSettings,
     action_settings,
+    unconfigured,
 )
 from healthscore.actions.dispatch import Dispatcher, DispatchResult, Vendors
-from healthscore.actions.plan import ActionPlan, describe, plan_actions, window_days
+from healthscore.actions.plan import (
+    ActionPlan,
+    describe,
+    plan_actions,
+    skip_unconfigured,
+    window_days,
+)
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Comparison
@@ -103,16 +110,12 @@ def plan_due_actions(
         return ActionPlan(playbook.name)
     drops, rises = window_days(playbook)
     recorded: dict[tuple[str, str, str], str] = {}
+    settings = settings_for(source)
+    portal = _portal_id(settings, source)
     if dry_run and not store_exists(db_url):
         history = TriggerHistory()
         plan = plan_actions(
-            playbook,
-            comparisons,
-            snapshot,
-            history,
-            as_of,
-            _portal_id(settings_for(source), source),
-            enroll_existing=enroll_existing,
+            playbook, comparisons, snapshot, history, as_of, portal, enroll_existing=enroll_existing
         )
     else:
         with open_store(db_url) as store:
@@ -125,11 +128,12 @@ def plan_due_actions(
                 snapshot,
                 history,
                 as_of,
-                _portal_id(settings_for(source), source),
+                portal,
                 enroll_existing=enroll_existing,
             )
             if dry_run:
                 recorded = ActionLedger(store.engine).recorded(playbook.name, plan.keys())
+    skip_unconfigured(plan, unconfigured(settings, is_api_source(source)))
     for problem in plan.render_errors:
         logger.warning("template failed: %s", problem)
     if dry_run:
@@ -144,9 +148,8 @@ def plan_due_actions(
                 f"[{sync.action}] would remove from list {sync.list_name!r} every member that "
                 f"no longer qualifies ({len(sync.qualifying)} qualify now)"
             )
-    if plan.held:
-        held = ", ".join(f"{name}: {n}" for name, n in plan.held.items())
-        print(f"held {sum(plan.held.values())} actions ({held}): {plan.held_reason}")
+    for note in plan.notes():
+        logger.info("actions %s", note)
     logger.info("actions due: %d (%d list syncs)", len(plan.due), len(plan.syncs))
     return plan
 

@@ -45,6 +45,18 @@ class ActionPlan:
     render_errors: list[str] = field(default_factory=list)
     held: dict[str, int] = field(default_factory=dict)
     held_reason: str | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+    skip_reasons: dict[str, str] = field(default_factory=dict)
+
+    def notes(self) -> list[str]:
+        """One line for the held actions and one per unconfigured kind, for the run summary."""
+        lines = []
+        if self.held:
+            per_action = ", ".join(f"{name}: {n}" for name, n in self.held.items())
+            lines.append(f"held {sum(self.held.values())} ({per_action}): {self.held_reason}")
+        for kind, count in self.skipped.items():
+            lines.append(f"skipped {count} {kind}: {self.skip_reasons[kind]}")
+        return lines
 
     def keys(self) -> list[tuple[str, str, str]]:
         return [(a.action, a.account_id, a.occurrence) for a in self.due]
@@ -172,6 +184,27 @@ def _pending(
         target=target,
         payload={"account_name": plain(score.name), "url": url, **payload},
     )
+
+
+def skip_unconfigured(plan: ActionPlan, missing: Mapping[str, str]) -> None:
+    """Take the due actions of unconfigured kinds out of the plan, counted per kind.
+
+    `missing`: kind -> what is missing and how to set it
+    (`healthscore.actions.config.unconfigured`). A skipped action gets no ledger
+    row, so it is neither failed nor retried; once the channel is configured,
+    later occurrences are sent, and re-running a past `--as-of` sends that
+    run's occurrences (the ask to resend). List syncs are skipped with their kind.
+    """
+    kept: list[PendingAction] = []
+    for action in plan.due:
+        if action.kind in missing:
+            plan.skipped[action.kind] = plan.skipped.get(action.kind, 0) + 1
+            plan.skip_reasons[action.kind] = missing[action.kind]
+        else:
+            kept.append(action)
+    plan.due = kept
+    if "hubspot_list" in missing:
+        plan.syncs = []
 
 
 def window_days(playbook: Playbook) -> tuple[list[float], list[float]]:

@@ -150,6 +150,8 @@ def print_run_summary(summary: dict[str, Any], url: str) -> None:
             f"{summary['written_records']} records",
             markup=False,
         )
+    for note in summary["action_notes"]:
+        out.print(f"actions: {note}", markup=False)
     if summary["run_id"] is not None:
         out.print(f"stored as run {summary['run_id']} in {safe_url(url)}", markup=False)
 

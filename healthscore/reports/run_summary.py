@@ -65,6 +65,9 @@ class RunSummary:
     writeback_calls: int = 0
     writeback_skipped: str | None = None
     actions: int = 0
+    actions_held: int = 0
+    actions_unconfigured: int = 0
+    action_notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +150,7 @@ def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
         f"- write-back: {summary.written_values} values on {summary.written_records} records"
         + (f" ({summary.writeback_skipped})" if summary.writeback_skipped else ""),
         f"- actions: {summary.actions}",
+        *(f"  - {note}" for note in summary.action_notes),
     ]
     if summary.run_id is not None:
         lines.append(f"- history run id: {summary.run_id}")
