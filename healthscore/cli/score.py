@@ -129,11 +129,15 @@ def score(
 
 
 def scores_csv(book: Playbook, scores: list[AccountScore], owners: Mapping[str, Owner]) -> str:
-    """One row per account: the owner's name beside the owner id, then score, status, groups."""
+    """One row per account: id, name, owner id, score, status, each group's points, owner name.
+
+    The owner's name comes last so the columns before it keep their places for
+    scripts written against earlier versions.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     groups = [g.name for g in book.groups]
-    writer.writerow(["id", "name", "owner_id", "owner", "score", "status", *groups])
+    writer.writerow(["id", "name", "owner_id", "score", "status", *groups, "owner"])
     for s in scores:
         points = s.group_points()
         owner = owners.get(s.owner_id or "")
@@ -142,10 +146,10 @@ def scores_csv(book: Playbook, scores: list[AccountScore], owners: Mapping[str, 
                 s.id,
                 s.name,
                 s.owner_id or "",
-                owner.display_name if owner else "",
                 round2(s.score),
                 s.status,
                 *(points[g] for g in groups),
+                owner.display_name if owner else "",
             ]
         )
     return buffer.getvalue()
