@@ -19,7 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from healthscore.actions.config import (
     JIRA_API_TOKEN_ENV,
     JIRA_TOKEN_ENV,
+    JIRA_URL_ENV,
     SLACK_TOKEN_ENV,
+    SLACK_URL_ENV,
     ActionSettings,
     action_settings,
     unconfigured,
@@ -39,6 +41,7 @@ from healthscore.core.triggers import TriggerHistory
 from healthscore.history import open_store, store_exists
 from healthscore.history.ledger import ActionLedger
 from healthscore.history.trigger_history import trigger_history
+from healthscore.integrations import ensure_reachable
 from healthscore.integrations.hubspot.actions import HubSpotActions
 from healthscore.integrations.jira.issues import JiraSender, jira_client
 from healthscore.integrations.slack.messages import SlackSender, slack_client
@@ -157,10 +160,12 @@ def plan_due_actions(
 def vendors_for(source: str, settings: ActionSettings) -> Vendors:
     def slack() -> SlackSender:
         url, token = settings.require_slack()
+        ensure_reachable(url, f"check the network, or {SLACK_URL_ENV} if you set it")
         return SlackSender(slack_client(url, token))
 
     def jira() -> JiraSender:
         url = settings.require_jira()
+        ensure_reachable(url, f"check the network and {JIRA_URL_ENV}")
         return JiraSender(
             jira_client(
                 url,

@@ -239,3 +239,29 @@ def test_score_piped_is_whole_tsv_and_csv_names_the_owner(tmp_path: Path) -> Non
     assert lines[0].endswith(",owner")
     for row in list(csv.DictReader(lines))[:10]:
         assert row["owner"] == owners.get(row["owner_id"], "")
+
+
+def test_an_unreachable_slack_or_jira_fails_each_kind_once_without_retrying() -> None:
+    from healthscore.actions.config import ActionSettings
+    from healthscore.errors import Unreachable
+    from tasks.actions import vendors_for
+
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    settings = ActionSettings(
+        slack_url=closed + "/api/",
+        slack_token="xoxb-test",
+        jira_url=closed,
+        jira_token="pat",
+        jira_email=None,
+        jira_api_token=None,
+    )
+    vendors = vendors_for("file:crm.json", settings)
+    for kind, env in (("slack", "SLACK_API_URL"), ("jira", "JIRA_URL")):
+        with pytest.raises(Unreachable) as raised:
+            vendors.get(kind)
+        assert str(raised.value).startswith(f"{closed}")
+        assert "connection refused: nothing is listening" in str(raised.value)
+        assert env in str(raised.value)
+        with pytest.raises(Unreachable) as again:  # remembered: no second connection
+            vendors.get(kind)
+        assert again.value is raised.value
