@@ -24,7 +24,6 @@ from healthscore.core.trends import Comparison
 from healthscore.core.triggers import Firing, TriggerHistory, fire, holds_now
 from healthscore.history.ledger import PendingAction
 
-
 BASELINE_REASON = (
     "first run of the playbook: a baseline, as HubSpot workflows do not enroll existing "
     "records; `healthscore run --enroll-existing` or `enroll_existing: true` sends them"
