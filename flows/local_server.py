@@ -2,9 +2,9 @@
 
 With no `PREFECT_API_URL`, Prefect 3 starts a temporary server in a subprocess for
 every process that runs a flow, waits until it answers, and stops it when the
-process ends: every `healthscore run` paid that start (about 25 s on a quiet
-2-core VM, 56-89 s on a busy one; `benchmarks/bench_prefect_server.py`) and, on
-an offline machine, printed the server's failed telemetry call.
+process ends: every `healthscore run` paid that start (a one-task flow took
+56-89 s on a busy 2-core VM, most of it the server's start) and, on an offline
+machine, printed the server's failed telemetry call.
 
 Here the first run starts `prefect server start` detached, its home (SQLite
 database, `server.log`, Prefect's own `server.pid`) in `<data dir>/prefect`,
