@@ -202,8 +202,7 @@ def skip_unconfigured(plan: ActionPlan, missing: Mapping[str, str]) -> None:
         else:
             kept.append(action)
     plan.due = kept
-    if "hubspot_list" in missing:
-        plan.syncs = []
+    plan.syncs = [sync for sync in plan.syncs if sync.kind not in missing]
 
 
 def window_days(playbook: Playbook) -> tuple[list[float], list[float]]:
