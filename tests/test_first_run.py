@@ -265,3 +265,20 @@ def test_an_unreachable_slack_or_jira_fails_each_kind_once_without_retrying() ->
         with pytest.raises(Unreachable) as again:  # remembered: no second connection
             vendors.get(kind)
         assert again.value is raised.value
+
+
+def test_the_local_prefect_server_is_started_once_and_reused(tmp_path: Path) -> None:
+    import signal
+
+    from flows.local_server import PID_FILE, URL_FILE, answers, local_api_url
+
+    home = tmp_path / "prefect"
+    url, started = local_api_url(home)
+    pid = int((home / PID_FILE).read_text(encoding="utf-8"))
+    try:
+        assert started and answers(url)
+        assert (home / URL_FILE).read_text(encoding="utf-8") == url
+        assert local_api_url(home) == (url, False)  # the next run: no start
+        assert (home / "prefect.db").is_file()  # its database lives in the home
+    finally:
+        os.kill(pid, signal.SIGTERM)
