@@ -160,12 +160,12 @@ def plan_due_actions(
 def vendors_for(source: str, settings: ActionSettings) -> Vendors:
     def slack() -> SlackSender:
         url, token = settings.require_slack()
-        ensure_reachable(url, f"check the network, or {SLACK_URL_ENV} if you set it")
+        ensure_reachable(url, f"check the network, or {SLACK_URL_ENV} if you set it", "reach Slack")
         return SlackSender(slack_client(url, token))
 
     def jira() -> JiraSender:
         url = settings.require_jira()
-        ensure_reachable(url, f"check the network and {JIRA_URL_ENV}")
+        ensure_reachable(url, f"check the network and {JIRA_URL_ENV}", "reach Jira")
         return JiraSender(
             jira_client(
                 url,

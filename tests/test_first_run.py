@@ -53,7 +53,8 @@ def test_run_against_a_sandbox_that_is_not_running_is_one_line_and_exit_2(
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""  # no Prefect server, no flow run, no retries
     assert done.stderr.splitlines() == [
-        f"error: {url}: connection refused: nothing is listening; start it with "
+        f"error: could not read HubSpot at {url}: connection refused: nothing is listening; "
+        "start it with "
         "`healthscore sandbox` (another terminal), or set HEALTHSCORE_SANDBOX_URL to where "
         "it listens"
     ]
@@ -64,7 +65,8 @@ def test_score_from_an_unknown_host_names_the_host(monkeypatch: pytest.MonkeyPat
     result = runner.invoke(app, ["score", "-p", "default", "-s", "sandbox"])
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        "error: http://no-such-host.invalid:8765: unknown host 'no-such-host.invalid'; "
+        "error: could not read HubSpot at http://no-such-host.invalid:8765: unknown host "
+        "'no-such-host.invalid'; "
     )
     assert len(result.stderr.splitlines()) == 1
 
@@ -259,7 +261,7 @@ def test_an_unreachable_slack_or_jira_fails_each_kind_once_without_retrying() ->
     for kind, env in (("slack", "SLACK_API_URL"), ("jira", "JIRA_URL")):
         with pytest.raises(Unreachable) as raised:
             vendors.get(kind)
-        assert str(raised.value).startswith(f"{closed}")
+        assert str(raised.value).startswith(f"could not reach {kind.title()} at {closed}")
         assert "connection refused: nothing is listening" in str(raised.value)
         assert env in str(raised.value)
         with pytest.raises(Unreachable) as again:  # remembered: no second connection

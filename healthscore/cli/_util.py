@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperArgument, TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from healthscore import __version__
 from healthscore.actions import load_playbook
@@ -44,14 +44,44 @@ class _Argument(TyperArgument):
         return None
 
 
+class _Option(TyperOption):
+    """An option whose help shows a flag as a flag (`--dry-run`, not `--dry-run <bool>`)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None if self.is_flag else super().display_type_rich(ctx)
+
+
+def _readable(param: Any) -> Any:
+    """The same parameter, its help rendered by `_Argument` or `_Option`."""
+    if type(param) is TyperArgument:
+        param.__class__ = _Argument
+    elif type(param) is TyperOption:
+        param.__class__ = _Option
+    return param
+
+
 class _Command(TyperCommand):
-    """Every healthscore command: arguments documented by name (`_Argument`)."""
+    """Every healthscore command: arguments by name (`_Argument`), flags as flags (`_Option`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
-            if type(param) is TyperArgument:
-                param.__class__ = _Argument
+            _readable(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _readable(super().get_help_option(ctx))
+
+
+class _Group(TyperGroup):
+    """The `healthscore` group itself (`--version`, `-h`), rendered like its commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _readable(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _readable(super().get_help_option(ctx))
 
 
 class _App(typer.Typer):
@@ -66,14 +96,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 app = _App(
     name="healthscore",
+    cls=_Group,
     help="Customer health scores for HubSpot, scored by a playbook YAML that CS ops edit.\n\n"
     "Start with `healthscore demo`, then `healthscore init` for a playbook of your own.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    # Plain help: flags render as flags (`--dry-run`, not `--dry-run <bool>`), and
-    # no text in a help string or a message is read as rich markup.
-    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -19,13 +19,15 @@ Progress = Callable[[str, int, int | None], None]
 """progress(what, done, total): called as pages arrive, for the CLI's progress bar."""
 
 
-def ensure_reachable(url: str, hint: str, timeout: float = PROBE_SECONDS) -> None:
+def ensure_reachable(
+    url: str, hint: str, service: str = "read HubSpot", timeout: float = PROBE_SECONDS
+) -> None:
     """Raise `Unreachable` unless a TCP connection to `url`'s host and port opens.
 
     One connection attempt, no retry: a refused connection or an unknown host
     means nothing listens there, and retrying (urllib3 and slack_sdk retry
     connection errors like 5xx answers) only delays the message by minutes. The
-    message is one line: the address tried, what happened, `hint` (the fix).
+    message is one line: `could not <service> at <url>: <what happened>; <hint>`.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -41,4 +43,4 @@ def ensure_reachable(url: str, hint: str, timeout: float = PROBE_SECONDS) -> Non
         what = f"no answer within {timeout:g} s"
     except OSError as exc:  # network unreachable, no route to host
         what = exc.strerror or type(exc).__name__
-    raise Unreachable(f"{url}: {what}; {hint}", url=url, hint=hint)
+    raise Unreachable(f"could not {service} at {url}: {what}; {hint}", url=url, hint=hint)
