@@ -55,6 +55,7 @@ def score_accounts(
     full: bool = False,
     full_pull_every_days: float = FULL_PULL_EVERY_DAYS,
     backfill: bool = False,
+    enroll_existing: bool = False,
 ) -> Any:
     """Score every account of a playbook, keep the history, write back, act, report.
 
@@ -67,6 +68,9 @@ def score_accounts(
     full: pull every record instead of the changes since the cached pull (`run --full`).
     full_pull_every_days: the safety net of incremental pulls, which give exactly the
     scores of a full pull: a full pull anyway once the last one is this many days old.
+    enroll_existing: send actions on the playbook's first run too (by default it is a
+    baseline that holds them, `healthscore.actions.plan.is_baseline`).
+
     backfill: store scores for a past as-of, with no action and no write-back; an as-of
     before the newest stored run is refused without it (`AsOfInThePast`).
     db_url holds no password (Prefect records parameters): a URL with a user and no
@@ -96,7 +100,14 @@ def score_accounts(
         plan = ActionPlan(playbook.name)  # a backfill records history only
     else:
         plan = plan_due_actions(
-            playbook, big(comparisons), big(pulled.snapshot), moment, db_url, source, dry_run
+            playbook,
+            big(comparisons),
+            big(pulled.snapshot),
+            moment,
+            db_url,
+            source,
+            dry_run,
+            enroll_existing,
         )
 
     run_id: int | None = None
@@ -138,6 +149,13 @@ def score_accounts(
         if not backfill:
             summary.actions, errors = run_actions(playbook, big(plan), source, db_url, dry_run)
             summary.failures += errors
+        for label, held in (
+            ("held", sum(plan.held.values())),
+            ("unconfigured", sum(plan.skipped.values())),
+        ):
+            if held:
+                summary.actions.extra[label] = held
+        summary.action_notes = plan.notes()
         publish_report(playbook, summary, big(comparisons))
         if run_id is not None:
             publish_dashboard(playbook, db_url, dashboard)

@@ -3,6 +3,7 @@
     HealthscoreError            anything this package raises on purpose
     ├── UserError               input a user can fix (a file, a flag, a URL): exit 2
     │   ├── ConfigError         settings or credentials missing or wrong
+    │   │   └── Unreachable     nothing answers at a vendor's address (refused, unknown host)
     │   └── SourceError         a `--source` that cannot be read
     ├── VendorError             HubSpot, Slack or Jira refused or failed a call
     └── StoreError              the history database cannot be used (exit 2: the fix is the user's)
@@ -20,6 +21,7 @@ __all__ = [
     "HealthscoreError",
     "SourceError",
     "StoreError",
+    "Unreachable",
     "UserError",
     "VendorError",
 ]
@@ -50,6 +52,18 @@ class UserError(HealthscoreError, ValueError):
 
 class ConfigError(UserError):
     """A setting or credential is missing or wrong (an env var, a Prefect block, a URL)."""
+
+
+class Unreachable(ConfigError):
+    """Nothing answers at a vendor's address: connection refused, unknown host, no answer.
+
+    Not retried as a 5xx would be: the fix is a server to start or an address to
+    set, which `hint` names. `url` is the address that was tried.
+    """
+
+    def __init__(self, message: str, *, url: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.url = url
 
 
 class SourceError(UserError):

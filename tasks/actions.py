@@ -19,13 +19,22 @@ from prefect.cache_policies import NO_CACHE
 from healthscore.actions.config import (
     JIRA_API_TOKEN_ENV,
     JIRA_TOKEN_ENV,
+    JIRA_URL_ENV,
     SLACK_TOKEN_ENV,
+    SLACK_URL_ENV,
     ActionSettings,
     action_settings,
     retry_policy,
+    unconfigured,
 )
 from healthscore.actions.dispatch import Dispatcher, DispatchResult, Vendors
-from healthscore.actions.plan import ActionPlan, describe, plan_actions, window_days
+from healthscore.actions.plan import (
+    ActionPlan,
+    describe,
+    plan_actions,
+    skip_unconfigured,
+    window_days,
+)
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Comparison
@@ -33,6 +42,7 @@ from healthscore.core.triggers import TriggerHistory
 from healthscore.history import open_store, store_exists
 from healthscore.history.ledger import ActionLedger
 from healthscore.history.trigger_history import trigger_history
+from healthscore.integrations import ensure_reachable
 from healthscore.integrations.hubspot.actions import HubSpotActions
 from healthscore.integrations.jira.issues import JiraSender, jira_client
 from healthscore.integrations.slack.messages import SlackSender, slack_client
@@ -93,22 +103,24 @@ def plan_due_actions(
     db_url: str | None,
     source: str,
     dry_run: bool,
+    enroll_existing: bool = False,
 ) -> ActionPlan:
-    """Which actions fire this run (read-only); a dry run prints each one and why."""
+    """Which actions fire this run (read-only); a dry run prints each one and why.
+
+    The playbook's first run is a baseline (`healthscore.actions.plan.is_baseline`):
+    its firings are held unless `enroll_existing`.
+    """
     logger = get_run_logger()
     if not playbook.actions:
         return ActionPlan(playbook.name)
     drops, rises = window_days(playbook)
     recorded: dict[tuple[str, str, str], str] = {}
+    settings = settings_for(source)
+    portal = _portal_id(settings, source)
     if dry_run and not store_exists(db_url):
         history = TriggerHistory()
         plan = plan_actions(
-            playbook,
-            comparisons,
-            snapshot,
-            history,
-            as_of,
-            _portal_id(settings_for(source), source),
+            playbook, comparisons, snapshot, history, as_of, portal, enroll_existing=enroll_existing
         )
     else:
         with open_store(db_url) as store:
@@ -121,10 +133,12 @@ def plan_due_actions(
                 snapshot,
                 history,
                 as_of,
-                _portal_id(settings_for(source), source),
+                portal,
+                enroll_existing=enroll_existing,
             )
             if dry_run:
                 recorded = ActionLedger(store.engine).recorded(playbook.name, plan.keys())
+    skip_unconfigured(plan, unconfigured(settings, is_api_source(source)))
     for problem in plan.render_errors:
         logger.warning("template failed: %s", problem)
     if dry_run:
@@ -139,6 +153,8 @@ def plan_due_actions(
                 f"[{sync.action}] would remove from list {sync.list_name!r} every member that "
                 f"no longer qualifies ({len(sync.qualifying)} qualify now)"
             )
+    for note in plan.notes():
+        logger.info("actions %s", note)
     logger.info("actions due: %d (%d list syncs)", len(plan.due), len(plan.syncs))
     return plan
 
@@ -146,10 +162,12 @@ def plan_due_actions(
 def vendors_for(source: str, settings: ActionSettings) -> Vendors:
     def slack() -> SlackSender:
         url, token = settings.require_slack()
+        ensure_reachable(url, f"check the network, or {SLACK_URL_ENV} if you set it", "reach Slack")
         return SlackSender(slack_client(url, token))
 
     def jira() -> JiraSender:
         url = settings.require_jira()
+        ensure_reachable(url, f"check the network and {JIRA_URL_ENV}", "reach Jira")
         return JiraSender(
             jira_client(
                 url,

@@ -203,7 +203,9 @@ def test_plan_applies_where_and_renders_escaped_values() -> None:
     )  # fmt: skip
     scores = Scorer(playbook).score_snapshot(snapshot, T0)
     comparisons = compare(scores, Baseline(), playbook.trend.flat_band)
-    plan = plan_actions(playbook, comparisons, snapshot, TriggerHistory(), T0, "42")
+    plan = plan_actions(
+        playbook, comparisons, snapshot, TriggerHistory(), T0, "42", enroll_existing=True
+    )
     assert [(a.account_id, a.target) for a in plan.due] == [
         ("1", "owner ana@example.com (else #cs-alerts)")
     ]

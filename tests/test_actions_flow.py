@@ -128,6 +128,7 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def run_flow(playbook_path: str, db_url: str, as_of: str, **kw: Any) -> dict[str, Any]:
     from flows.score_accounts import score_accounts
 
+    kw.setdefault("enroll_existing", True)  # day 0 adds the list members, as before baselines
     return score_accounts(playbook_path, source="sandbox", as_of=as_of, db_url=db_url, **kw)
 
 

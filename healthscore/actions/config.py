@@ -139,3 +139,29 @@ def retry_policy(env: Mapping[str, str] | None = None) -> RetryPolicy:
             "backoff a number of seconds >= 0"
         )
     return RetryPolicy(max_attempts=attempts, backoff_seconds=backoff)
+
+
+HUBSPOT_KINDS = ("hubspot_list", "hubspot_task")
+
+
+def unconfigured(settings: ActionSettings, api_source: bool) -> dict[str, str]:
+    """Action kinds this run cannot deliver, each with what is missing and how to set it.
+
+    Slack without a token, Jira without an address or credentials, HubSpot lists
+    and tasks with a `file:`/`csv:` source (no CRM to write to). The plan skips
+    these kinds (`healthscore.actions.plan.skip_unconfigured`) instead of recording
+    rows that would fail on every run.
+    """
+    missing: dict[str, str] = {}
+    for kind, require in (("slack", settings.require_slack), ("jira", settings.require_jira)):
+        try:
+            require()
+        except ActionConfigError as exc:
+            missing[kind] = str(exc)
+    if not api_source:
+        for kind in HUBSPOT_KINDS:
+            missing[kind] = (
+                "no CRM to write to: HubSpot lists and tasks need --source hubspot "
+                "(HUBSPOT_ACCESS_TOKEN) or --source sandbox"
+            )
+    return missing

@@ -24,15 +24,38 @@ from healthscore.core.trends import Comparison
 from healthscore.core.triggers import Firing, TriggerHistory, fire, holds_now
 from healthscore.history.ledger import PendingAction
 
+BASELINE_REASON = (
+    "first run of the playbook: a baseline, as HubSpot workflows do not enroll existing "
+    "records; `healthscore run --enroll-existing` or `enroll_existing: true` sends them"
+)
+
 
 @dataclass
 class ActionPlan:
-    """The due actions of a run, the list syncs, and templates that failed to render."""
+    """The due actions of a run, the list syncs, and templates that failed to render.
+
+    `held`: firings not sent because this run is the playbook's baseline
+    (`is_baseline`), counted per action name; `held_reason` says why.
+    """
 
     playbook: str
     due: list[PendingAction] = field(default_factory=list)
     syncs: list[ListSync] = field(default_factory=list)
     render_errors: list[str] = field(default_factory=list)
+    held: dict[str, int] = field(default_factory=dict)
+    held_reason: str | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+    skip_reasons: dict[str, str] = field(default_factory=dict)
+
+    def notes(self) -> list[str]:
+        """One line for the held actions and one per unconfigured kind, for the run summary."""
+        lines = []
+        if self.held:
+            per_action = ", ".join(f"{name}: {n}" for name, n in self.held.items())
+            lines.append(f"held {sum(self.held.values())} ({per_action}): {self.held_reason}")
+        for kind, count in self.skipped.items():
+            lines.append(f"skipped {count} {kind}: {self.skip_reasons[kind]}")
+        return lines
 
     def keys(self) -> list[tuple[str, str, str]]:
         return [(a.action, a.account_id, a.occurrence) for a in self.due]
@@ -54,6 +77,21 @@ def describe(action: PendingAction, state: str | None = None) -> str:
     return line
 
 
+def is_baseline(playbook: Playbook, history: TriggerHistory, enroll_existing: bool) -> bool:
+    """Whether this run only records scores: the playbook has no stored score before it.
+
+    HubSpot workflows enroll only records that meet the trigger after the workflow
+    is turned on, unless "enroll existing records" is ticked; likewise the first run
+    of a playbook (no score of it stored strictly before this as-of) sends no
+    transition or level action, so a first run does not alert on every account that
+    was already At-risk. `enroll_existing` (`run --enroll-existing`) or the
+    playbook's `enroll_existing: true` sends them. Later runs see the baseline as
+    the previous state, so they send exactly the transitions that happen after it;
+    an account that appears later is enrolled on its first score, as in HubSpot.
+    """
+    return not history.prior and not (enroll_existing or playbook.enroll_existing)
+
+
 def plan_actions(
     playbook: Playbook,
     comparisons: Sequence[Comparison],
@@ -61,9 +99,18 @@ def plan_actions(
     history: TriggerHistory,
     as_of: datetime,
     portal_id: str,
+    *,
+    enroll_existing: bool = False,
 ) -> ActionPlan:
-    """Evaluate every action's trigger and `where` for every account; render the due ones."""
+    """Evaluate every action's trigger and `where` for every account; render the due ones.
+
+    On a baseline run (`is_baseline`) nothing is due and no list is synced: each
+    firing is counted in `plan.held` instead.
+    """
     plan = ActionPlan(playbook.name)
+    baseline = is_baseline(playbook, history, enroll_existing)
+    if baseline:
+        plan.held_reason = BASELINE_REASON
     owners = snapshot.owner_by_id()
     moment = as_of.timestamp()
     for action in playbook.actions:
@@ -88,6 +135,9 @@ def plan_actions(
             )
             if firing is None:
                 continue
+            if baseline:
+                plan.held[action.name] = plan.held.get(action.name, 0) + 1
+                continue
             owner = owners.get(score.owner_id or "")
             try:
                 plan.due.append(
@@ -95,7 +145,7 @@ def plan_actions(
                 )
             except ActionRenderError as exc:
                 plan.render_errors.append(f"{action.name} / {score.id}: {exc}")
-        if synced is not None:
+        if synced is not None and not baseline:
             plan.syncs.append(
                 ListSync(
                     action.kind,
@@ -133,6 +183,26 @@ def _pending(
         target=target,
         payload={"account_name": plain(score.name), "url": url, **payload},
     )
+
+
+def skip_unconfigured(plan: ActionPlan, missing: Mapping[str, str]) -> None:
+    """Take the due actions of unconfigured kinds out of the plan, counted per kind.
+
+    `missing`: kind -> what is missing and how to set it
+    (`healthscore.actions.config.unconfigured`). A skipped action gets no ledger
+    row, so it is neither failed nor retried; once the channel is configured,
+    later occurrences are sent, and re-running a past `--as-of` sends that
+    run's occurrences (the ask to resend). List syncs are skipped with their kind.
+    """
+    kept: list[PendingAction] = []
+    for action in plan.due:
+        if action.kind in missing:
+            plan.skipped[action.kind] = plan.skipped.get(action.kind, 0) + 1
+            plan.skip_reasons[action.kind] = missing[action.kind]
+        else:
+            kept.append(action)
+    plan.due = kept
+    plan.syncs = [sync for sync in plan.syncs if sync.kind not in missing]
 
 
 def window_days(playbook: Playbook) -> tuple[list[float], list[float]]:

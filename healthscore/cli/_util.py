@@ -9,8 +9,10 @@ traceback; nothing is written when the input was bad.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -18,25 +20,111 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from healthscore import __version__
 from healthscore.actions import load_playbook
 from healthscore.core.crm import SnapshotError
 from healthscore.core.playbook import PlaybookError
 from healthscore.core.values import parse_as_of
+from healthscore.errors import Unreachable
 from healthscore.playbooks import bundled_names, find_bundled
 from healthscore.sources import SOURCE_HELP, SourceError
 
-app = typer.Typer(
+
+class _Argument(TyperArgument):
+    """An argument whose help shows its name (or metavar) and text, not its Python type.
+
+    Typer 0.29 prints the annotation beside each argument (`PLAYBOOK... <list[Path]>`).
+    """
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _Option(TyperOption):
+    """An option whose help shows a flag as a flag (`--dry-run`, not `--dry-run <bool>`)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None if self.is_flag else super().display_type_rich(ctx)
+
+
+def _readable(param: Any) -> Any:
+    """The same parameter, its help rendered by `_Argument` or `_Option`."""
+    if type(param) is TyperArgument:
+        param.__class__ = _Argument
+    elif type(param) is TyperOption:
+        param.__class__ = _Option
+    return param
+
+
+class _Command(TyperCommand):
+    """Every healthscore command: arguments by name (`_Argument`), flags as flags (`_Option`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _readable(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _readable(super().get_help_option(ctx))
+
+
+class _Group(TyperGroup):
+    """The `healthscore` group itself (`--version`, `-h`), rendered like its commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _readable(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _readable(super().get_help_option(ctx))
+
+
+class _App(typer.Typer):
+    """The typer app whose commands are `_Command`s unless a command names its own class."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = _App(
     name="healthscore",
+    cls=_Group,
     help="Customer health scores for HubSpot, scored by a playbook YAML that CS ops edit.\n\n"
     "Start with `healthscore demo`, then `healthscore init` for a playbook of your own.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"healthscore {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Customer health scores for HubSpot, scored by a playbook YAML that CS ops edit.
+
+    Start with `healthscore demo`, then `healthscore init` for a playbook of your own.
+    """
 
 
 class OutputFormat(StrEnum):
@@ -61,9 +149,41 @@ AsOfOption = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class Column:
+    name: str
+    right: bool = False  # numbers are right-aligned on a terminal
+
+
+def print_rows(title: str, columns: Sequence[Column], rows: Iterable[Sequence[str]]) -> None:
+    """Rows as a rich table on a terminal, else as tab-separated values (TSV).
+
+    A table piped to a file or another program would be cut to the 80 columns
+    rich assumes there; TSV instead is one header line of the column names and
+    one line per row, whole (tabs and newlines inside a cell become spaces), and
+    the title is left out. Cells are plain text: a CRM value such as `[bold]` is
+    printed as written, never read as rich markup.
+    """
+    if not out.is_terminal:
+        lines = ["\t".join(c.name for c in columns)]
+        lines += ["\t".join(_tsv_cell(cell) for cell in row) for row in rows]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return
+    table = Table(title=Text(title), title_justify="left")
+    for column in columns:
+        table.add_column(Text(column.name), justify="right" if column.right else "left")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    out.print(table)
+
+
+def _tsv_cell(cell: str) -> str:
+    return " ".join(cell.replace("\t", " ").splitlines())
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
-    # escaped: vendor messages carry brackets ("allowed options: [up, down, flat]")
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+    """`error: <message>` on stderr, then exit `code`; the message is never read as markup."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     raise typer.Exit(code)
 
 
@@ -78,7 +198,7 @@ def user_errors() -> Iterator[None]:
         count = len(exc.issues)
         err.print(f"{count} problem{'s' if count != 1 else ''} found.", markup=False)
         raise typer.Exit(2) from None
-    except (SourceError, SnapshotError) as exc:
+    except (SourceError, SnapshotError, Unreachable) as exc:
         fail(str(exc))
 
 

@@ -12,9 +12,19 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from healthscore.cli._util import DbOption, app, fail, out, playbook_name, run_errors, safe_url
+from healthscore.cli._util import (
+    Column,
+    DbOption,
+    app,
+    err,
+    fail,
+    out,
+    playbook_name,
+    print_rows,
+    run_errors,
+    safe_url,
+)
 
 
 class StateChoice(StrEnum):
@@ -50,9 +60,10 @@ def actions(
         fail(f"no history database at {safe_url(url)}; `healthscore run` creates it")
     name = playbook_name(playbook)
     with run_errors(), open_store(url) as store:
-        rows = ActionLedger(store.engine).entries(
-            name, state.value if state else None, account, limit
-        )
+        ledger = ActionLedger(store.engine)
+        wanted = state.value if state else None
+        rows = ledger.entries(name, wanted, account, limit)
+        total = ledger.count(name, wanted, account) if len(rows) == limit else len(rows)
     if as_json:
         data = [
             {
@@ -83,18 +94,24 @@ def actions(
             markup=False,
         )
         return
-    table = Table(title=f"action ledger ({safe_url(url)})", title_justify="left")
-    for column in ("as of", "action", "account", "state", "tries", "target", "sent as / error"):
-        table.add_column(column)
-    for r in rows:
-        detail = r.external_id or "" if r.state == "sent" else (r.last_error or "")
-        table.add_row(
-            r.as_of.strftime("%Y-%m-%d"),
-            f"{r.action} ({r.kind})",
-            r.account_id,
-            r.state,
-            str(r.attempts),
-            r.target,
-            detail[:80],
-        )
-    out.print(table)
+    columns = [Column(c) for c in ("as of", "action", "account", "state")]
+    columns += [Column("tries", right=True), Column("target"), Column("sent as / error")]
+    print_rows(
+        f"action ledger ({safe_url(url)})",
+        columns,
+        (
+            [
+                r.as_of.strftime("%Y-%m-%d"),
+                f"{r.action} ({r.kind})",
+                r.account_id,
+                r.state,
+                str(r.attempts),
+                r.target,
+                (r.external_id or "" if r.state == "sent" else (r.last_error or ""))[:80],
+            ]
+            for r in rows
+        ),
+    )
+    if total > len(rows):
+        note = f"showing {len(rows)} of {total} (--limit)"
+        (out if out.is_terminal else err).print(note, markup=False)  # TSV on stdout stays clean

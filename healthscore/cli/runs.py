@@ -10,22 +10,25 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from healthscore.actions import load_playbook
 from healthscore.cli._util import (
     AsOfOption,
+    Column,
     DbOption,
     PlaybookOption,
     SourceOption,
     app,
     as_of_or_fail,
+    err,
     fail,
     out,
     playbook_name,
+    print_rows,
     run_errors,
     safe_url,
     user_errors,
@@ -33,6 +36,7 @@ from healthscore.cli._util import (
 from healthscore.core.symbols import TREND_ARROWS, chip
 
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+ANALYTICS_ENV = "PREFECT_SERVER_ANALYTICS_ENABLED"
 
 
 @app.command()
@@ -68,32 +72,64 @@ def run(
             help="Exit 0 even when actions failed or were given up on (default: exit 1).",
         ),
     ] = False,
+    enroll_existing: Annotated[
+        bool,
+        typer.Option(
+            "--enroll-existing",
+            help="Send actions on the playbook's first run too (default: the first run is "
+            "a baseline that stores scores and holds its actions).",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole flow once, as a Prefect flow run: pull, score, store, write back, report.
+
+    The flow run goes to PREFECT_API_URL when it is set (environment or Prefect
+    profile). Otherwise the first run starts a local Prefect server in the
+    background, its database and log in <data dir>/prefect, telemetry off, and
+    later runs reuse it (no start-up wait); its address is printed, the UI is
+    there; `PREFECT_HOME=<data dir>/prefect prefect server stop` stops it.
+
+    The dashboard goes to HEALTHSCORE_DASHBOARD_DIR, else next to the SQLite
+    history file (dashboard-<playbook>.html); a dry run writes none.
 
     Exit codes: 0 done; 1 done, but actions failed or are dead (see `healthscore
     actions --state failed` / `--state dead`); 2 a problem to fix first, nothing sent.
     """
     moment = as_of_or_fail(as_of)
+    from healthscore.sources import check_reachable
+
     with user_errors():
         load_playbook(playbook)  # a bad playbook fails here, before Prefect starts
-    from healthscore.history import default_db_url
+        check_reachable(source)  # so does a CRM that nothing answers for
+    from healthscore.history import data_dir, default_db_url
 
     url = password_to_env(db or default_db_url())
-    # A first start of Prefect's temporary server migrates its database: slow on small VMs.
-    os.environ.setdefault(STARTUP_TIMEOUT_ENV, "180")
+    os.environ.setdefault(ANALYTICS_ENV, "false")  # an offline machine prints no telemetry error
+    from flows.local_server import ServerStartError, prefect_api
     from flows.score_accounts import score_accounts
 
-    with user_errors(), run_errors():
-        summary: dict[str, Any] = score_accounts(  # type: ignore[assignment]
-            playbook_path=str(playbook),
-            source=source,
-            as_of=moment.isoformat(),
-            dry_run=dry_run,
-            db_url=url,
-            full=full,
-            backfill=backfill,
-        )
+    home = Path(os.environ.get("PREFECT_HOME") or data_dir() / "prefect")
+    try:
+        with prefect_api(home) as (api_url, started):
+            if started:
+                err.print(
+                    f"started a local Prefect server at {api_url.removesuffix('/api')} "
+                    f"(home {home}); later runs reuse it",
+                    markup=False,
+                )
+            with user_errors(), run_errors():
+                summary: dict[str, Any] = score_accounts(  # type: ignore[assignment]
+                    playbook_path=str(playbook),
+                    source=source,
+                    as_of=moment.isoformat(),
+                    dry_run=dry_run,
+                    db_url=url,
+                    full=full,
+                    backfill=backfill,
+                    enroll_existing=enroll_existing,
+                )
+    except ServerStartError as exc:
+        fail(str(exc))
     actions = summary["actions"]
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
@@ -171,6 +207,8 @@ def print_run_summary(summary: dict[str, Any], url: str) -> None:
         )
     for line in summary["failures"]:  # markup=False: HubSpot's "[up, down, flat]" stays visible
         out.print(f"  failed: {line}", markup=False)
+    for note in summary["action_notes"]:
+        out.print(f"actions: {note}", markup=False)
     if summary["run_id"] is not None:
         out.print(f"stored as run {summary['run_id']} in {safe_url(url)}", markup=False)
 
@@ -209,14 +247,10 @@ def history(
     if not entries:
         which = f" for playbook {name!r}" if name else ""
         fail(f"no stored scores for account {account_id!r}{which} in {safe_url(url)}")
-    table = Table(title=f"{entries[0].name} (id {account_id})", title_justify="left")
-    table.add_column("as of")
-    if name is None:
-        table.add_column("playbook")
-    table.add_column("score", justify="right")
-    table.add_column("Δ", justify="right")
-    table.add_column("trend")
-    table.add_column("status")
+    columns = [Column("as of")] + ([Column("playbook")] if name is None else [])
+    columns += [Column("score", right=True), Column("Δ", right=True), Column("trend")]
+    columns.append(Column("status"))
+    rows = []
     for e in entries:
         status = f"{chip(e.color)} {e.status}"
         if e.previous_status and e.previous_status != e.status:
@@ -230,5 +264,5 @@ def history(
             f"{TREND_ARROWS.get(e.trend, '')} {e.trend}",
             status,
         ]
-        table.add_row(*cells)
-    out.print(table)
+        rows.append(cells)
+    print_rows(f"{entries[0].name} (id {account_id})", columns, rows)

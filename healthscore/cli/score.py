@@ -16,11 +16,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from healthscore.actions import load_playbook, playbook_schema
 from healthscore.cli._util import (
     PLAYBOOK_HELP,
     AsOfOption,
+    Column,
     OutputFormat,
     PlaybookOption,
     SourceOption,
@@ -30,8 +32,10 @@ from healthscore.cli._util import (
     err,
     fail,
     out,
+    print_rows,
     user_errors,
 )
+from healthscore.core.crm import Owner
 from healthscore.core.playbook import Playbook, PlaybookError
 from healthscore.core.scoring import AccountScore, Scorer, round2
 from healthscore.core.symbols import chip
@@ -46,6 +50,7 @@ def validate(
         list[Path],
         typer.Argument(
             help=PLAYBOOK_HELP.replace("file", "files", 1),
+            metavar="PLAYBOOK",
             show_default=False,
             callback=lambda paths: [find_bundled(p) for p in paths],
         ),
@@ -118,18 +123,24 @@ def score(
             json.dumps([s.to_json() for s in scores], indent=2, ensure_ascii=False) + "\n"
         )
     elif output_format is OutputFormat.csv:
-        sys.stdout.write(scores_csv(book, scores))
+        sys.stdout.write(scores_csv(book, scores, snapshot.owner_by_id()))
     else:
         print_score_table(book, scores, snapshot.owner_by_id())
 
 
-def scores_csv(book: Playbook, scores: list[AccountScore]) -> str:
+def scores_csv(book: Playbook, scores: list[AccountScore], owners: Mapping[str, Owner]) -> str:
+    """One row per account: id, name, owner id, score, status, each group's points, owner name.
+
+    The owner's name comes last so the columns before it keep their places for
+    scripts written against earlier versions.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     groups = [g.name for g in book.groups]
-    writer.writerow(["id", "name", "owner_id", "score", "status", *groups])
+    writer.writerow(["id", "name", "owner_id", "score", "status", *groups, "owner"])
     for s in scores:
         points = s.group_points()
+        owner = owners.get(s.owner_id or "")
         writer.writerow(
             [
                 s.id,
@@ -138,31 +149,31 @@ def scores_csv(book: Playbook, scores: list[AccountScore]) -> str:
                 round2(s.score),
                 s.status,
                 *(points[g] for g in groups),
+                owner.display_name if owner else "",
             ]
         )
     return buffer.getvalue()
 
 
-def print_score_table(book: Playbook, scores: list[AccountScore], owners: dict[str, Any]) -> None:
-    table = Table(title=f"{book.name} — {len(scores)} accounts", show_lines=False)
-    table.add_column("id", style="dim")
-    table.add_column("account")
-    table.add_column("owner")
-    table.add_column("score", justify="right")
-    table.add_column("status")
-    for group in book.groups:
-        table.add_column(group.name, justify="right")
+def print_score_table(
+    book: Playbook, scores: list[AccountScore], owners: Mapping[str, Owner]
+) -> None:
+    columns = [Column("id"), Column("account"), Column("owner"), Column("score", right=True)]
+    columns += [Column("status"), *(Column(g.name, right=True) for g in book.groups)]
+    rows = []
     for s in sorted(scores, key=lambda s: s.score):
         owner = owners.get(s.owner_id or "")
-        table.add_row(
-            s.id,
-            s.name,
-            owner.display_name if owner else (s.owner_id or "—"),
-            f"{round2(s.score):g}",
-            f"{chip(s.color)} {s.status}",
-            *(f"{p:g}" for p in s.group_points().values()),
+        rows.append(
+            [
+                s.id,
+                s.name,
+                owner.display_name if owner else (s.owner_id or "—"),
+                f"{round2(s.score):g}",
+                f"{chip(s.color)} {s.status}",
+                *(f"{p:g}" for p in s.group_points().values()),
+            ]
         )
-    out.print(table)
+    print_rows(f"{book.name} — {len(scores)} accounts", columns, rows)
     counts: dict[str, int] = {}
     for s in scores:
         counts[s.status] = counts.get(s.status, 0) + 1
@@ -219,7 +230,8 @@ def print_explanation(
     for name, _ in book.derived:
         out.print(f"derived {name} = {result.properties.get(name)}", markup=False)
     for definition, group in zip(book.groups, result.groups, strict=True):
-        table = Table(title=f"{group.name}: {round2(group.points):g} points", title_justify="left")
+        title = Text(f"{group.name}: {round2(group.points):g} points")
+        table = Table(title=title, title_justify="left")
         longest = max(len(r.name) for r in group.rules)
         table.add_column("rule", min_width=min(longest, 48))  # names stay whole; inputs wrap
         table.add_column("saw", overflow="fold")
@@ -227,7 +239,9 @@ def print_explanation(
         if definition.start:
             table.add_row("start", "", f"{definition.start:g}")
         for rule in group.rules:
-            table.add_row(rule.name, _describe_inputs(rule.inputs), f"{round2(rule.points):g}")
+            table.add_row(  # CRM values and names from the playbook: text, never markup
+                Text(rule.name), Text(_describe_inputs(rule.inputs)), f"{round2(rule.points):g}"
+            )
         if group.points != group.raw:
             bound = "max_points" if group.points < group.raw else "min_points"
             table.add_row(

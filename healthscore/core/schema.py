@@ -277,6 +277,11 @@ PLAYBOOK_SCHEMA: dict[str, Any] = {
                 "description": "IANA time zone (e.g. Europe/Berlin) in which a trigger's "
                 "`within_days` counts calendar days (default UTC).",
             },
+            "enroll_existing": {
+                "type": "boolean",
+                "description": "Send actions on the playbook's first run too (default false: "
+                "the first run is a baseline).",
+            },
         },
         ["name", "groups"],
     ),

@@ -293,18 +293,19 @@ class ActionLedger:
         limit: int = 100,
     ) -> list[LedgerEntry]:
         """Rows for `healthscore actions`, newest first."""
-        if state is not None and state not in LEDGER_STATES:
-            raise LedgerError(f"state must be one of {', '.join(LEDGER_STATES)}, not {state!r}")
-        query = sa.select(LEDGER)
-        if playbook is not None:
-            query = query.where(LEDGER.c.playbook == playbook)
-        if state is not None:
-            query = query.where(LEDGER.c.state == state)
-        if account_id is not None:
-            query = query.where(LEDGER.c.account_id == account_id)
+        query = sa.select(LEDGER).where(*_filters(playbook, state, account_id))
         query = query.order_by(LEDGER.c.id.desc()).limit(limit)
         with self.engine.connect() as connection:
             return [_entry(row) for row in connection.execute(query)]
+
+    def count(
+        self, playbook: str | None = None, state: str | None = None, account_id: str | None = None
+    ) -> int:
+        """How many rows `entries` would list without a limit ("showing 50 of 478")."""
+        query = sa.select(sa.func.count()).select_from(LEDGER)
+        query = query.where(*_filters(playbook, state, account_id))
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
 
     def recorded(
         self, playbook: str, keys: Iterable[tuple[str, str, str]]
@@ -447,3 +448,17 @@ def _entry(row: Any) -> LedgerEntry:
         claimed_by=row.claimed_by,
         next_attempt_at=_aware(row.next_attempt_at),
     )
+
+
+def _filters(playbook: str | None, state: str | None, account_id: str | None) -> list[Any]:
+    """The WHERE clauses of `entries` and `count`; a state outside LEDGER_STATES is refused."""
+    if state is not None and state not in LEDGER_STATES:
+        raise LedgerError(f"state must be one of {', '.join(LEDGER_STATES)}, not {state!r}")
+    where: list[Any] = []
+    if playbook is not None:
+        where.append(LEDGER.c.playbook == playbook)
+    if state is not None:
+        where.append(LEDGER.c.state == state)
+    if account_id is not None:
+        where.append(LEDGER.c.account_id == account_id)
+    return where

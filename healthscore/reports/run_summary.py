@@ -112,6 +112,8 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)
     """One line per vendor refusal (write-back first, then each failed action), in the
     vendor's own words: the summary's "what to fix" list."""
+    action_notes: list[str] = field(default_factory=list)
+    """Why actions were held or skipped, one line per reason (first run, unconfigured kinds)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -198,6 +200,7 @@ def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
         + (f" ({summary.writeback_skipped})" if summary.writeback_skipped else "")
         + (f", {summary.writeback_refused} refused" if summary.writeback_refused else ""),
         f"- actions: {summary.actions.describe()}",
+        *(f"  - {note}" for note in summary.action_notes),
     ]
     if summary.run_id is not None:
         lines.append(f"- history run id: {summary.run_id}")

@@ -10,12 +10,32 @@ from pathlib import Path
 from healthscore.core.crm import CrmSnapshot, SnapshotError
 from healthscore.core.playbook import Playbook
 from healthscore.errors import SourceError
-from healthscore.integrations import Progress
+from healthscore.integrations import Progress, ensure_reachable
+from healthscore.integrations.hubspot.client import api_url, unreachable_hint
 
 SOURCE_HELP = (
     "file:PATH.json (a CRM snapshot), csv:PATH (a row per account), "
     "sandbox (the local HubSpot sandbox) or hubspot (HUBSPOT_ACCESS_TOKEN)"
 )
+
+API_SOURCES = ("hubspot", "sandbox")
+
+
+def is_api_source(source: str) -> bool:
+    """`hubspot` and `sandbox` talk to an API (and can be written back to); files cannot."""
+    kind, _, argument = source.partition(":")
+    return kind in API_SOURCES and not argument
+
+
+def check_reachable(source: str) -> None:
+    """For an API source, raise `Unreachable` unless its address answers (no token needed).
+
+    `healthscore run` calls it before starting Prefect, so a sandbox that is not
+    running is a message within seconds, not minutes of retries.
+    """
+    if is_api_source(source):
+        sandbox = source == "sandbox"
+        ensure_reachable(api_url(sandbox), unreachable_hint(sandbox))
 
 
 def load_snapshot(

@@ -27,11 +27,15 @@ from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
 from healthscore.history.cache import source_cache_key
 from healthscore.history.store import CacheEntry
-from healthscore.integrations.hubspot.client import HubSpotConnection, connect
+from healthscore.integrations import ensure_reachable
+from healthscore.integrations.hubspot.client import (
+    HubSpotConnection,
+    connect,
+    unreachable_hint,
+)
 from healthscore.integrations.hubspot.writeback import writeback_properties
-from healthscore.sources import Progress, SourceError, load_snapshot
+from healthscore.sources import Progress, SourceError, is_api_source, load_snapshot
 
-API_SOURCES = ("hubspot", "sandbox")
 FULL_PULL_EVERY_DAYS = 7.0
 """Default age (days) after which the next run pulls fully instead of incrementally."""
 
@@ -53,17 +57,16 @@ class PulledCrm:
         return sum(len(records) for records in self.snapshot.objects.values())
 
 
-def is_api_source(source: str) -> bool:
-    """`hubspot` and `sandbox` talk to an API (and can be written back to); files cannot."""
-    kind, _, argument = source.partition(":")
-    return kind in API_SOURCES and not argument
-
-
 def connect_source(source: str, token: str | None = None) -> HubSpotConnection:
-    """The HubSpot connection of an API source (`sandbox` needs no token)."""
+    """The HubSpot connection of an API source (`sandbox` needs no token).
+
+    Raises `Unreachable` at once (one line, the fix) when nothing answers there.
+    """
     if not is_api_source(source):
         raise SourceError(f"{source!r} is not a HubSpot source")
-    return connect(sandbox=source == "sandbox", token=token)
+    connection = connect(sandbox=source == "sandbox", token=token)
+    ensure_reachable(connection.base_url, unreachable_hint(source == "sandbox"))
+    return connection
 
 
 def cache_key(source: str, connection: HubSpotConnection, playbook: Playbook) -> str:

@@ -70,6 +70,7 @@ def build(
         ),
         writeback=bool(data.get("writeback", True)),
         timezone=str(data.get("timezone", "UTC")),
+        enroll_existing=bool(data.get("enroll_existing", False)),
         path=filename,
         content_hash=content_hash,
     )

@@ -157,6 +157,7 @@ class Playbook:
     actions: tuple[Action, ...] = ()
     writeback: bool = True
     timezone: str = "UTC"  # IANA name; trigger windows count calendar days here
+    enroll_existing: bool = False
     path: str | None = None
     content_hash: str = ""
 

@@ -148,6 +148,23 @@ class HubSpotConnection:
         return function(*args, **kwargs)
 
 
+def api_url(sandbox: bool) -> str:
+    """Where HubSpot calls go: `HEALTHSCORE_SANDBOX_URL` (sandbox) or `HUBSPOT_BASE_URL`."""
+    if sandbox:
+        return os.environ.get(SANDBOX_URL_ENV) or SANDBOX_URL
+    return os.environ.get(BASE_URL_ENV) or HUBSPOT_URL
+
+
+def unreachable_hint(sandbox: bool) -> str:
+    """The fix when nothing answers at `api_url(sandbox)`."""
+    if sandbox:
+        return (
+            "start it with `healthscore sandbox` (another terminal), or set "
+            f"{SANDBOX_URL_ENV} to where it listens"
+        )
+    return f"check the network, or {BASE_URL_ENV} if you set it"
+
+
 def connect(
     sandbox: bool = False, *, base_url: str | None = None, token: str | None = None
 ) -> HubSpotConnection:
@@ -157,12 +174,11 @@ def connect(
     `HUBSPOT_BASE_URL`. Sandbox: `HEALTHSCORE_SANDBOX_URL` (default
     http://127.0.0.1:8765, where `healthscore sandbox` listens); any token works.
     """
+    url = base_url or api_url(sandbox)
     if sandbox:
-        url = base_url or os.environ.get(SANDBOX_URL_ENV) or SANDBOX_URL
         return HubSpotConnection(
             url, token or "sandbox-token", burst=RateLimiter(180, 10.0), clock_margin=timedelta(0)
         )
-    url = base_url or os.environ.get(BASE_URL_ENV) or HUBSPOT_URL
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise HubSpotConfigError(

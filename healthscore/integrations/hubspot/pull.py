@@ -62,8 +62,13 @@ from hubspot.crm.objects.models import (
 from healthscore.core.crm import CrmRecord, CrmSnapshot, Owner, association_ids
 from healthscore.core.playbook import Playbook
 from healthscore.errors import SourceError
-from healthscore.integrations import Progress
-from healthscore.integrations.hubspot.client import HubSpotConfigError, HubSpotConnection, connect
+from healthscore.integrations import Progress, ensure_reachable
+from healthscore.integrations.hubspot.client import (
+    HubSpotConfigError,
+    HubSpotConnection,
+    connect,
+    unreachable_hint,
+)
 
 LIST_PAGE = 100
 BATCH_READ = 100
@@ -106,6 +111,7 @@ def pull_snapshot(
         connection = connect(sandbox=sandbox)
     except HubSpotConfigError as exc:
         raise SourceError(str(exc)) from None
+    ensure_reachable(connection.base_url, unreachable_hint(sandbox))
     try:
         return pull(playbook, connection, progress=progress).snapshot
     except SourceError:
