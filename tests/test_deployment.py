@@ -95,6 +95,7 @@ def test_prefect_deploy_accepts_the_deployment(prefect_server: dict[str, str]) -
         "dashboard",
         "full",
         "full_pull_every_days",
+        "enroll_existing",
         "backfill",
     }
 
