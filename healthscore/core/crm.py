@@ -128,7 +128,7 @@ class CrmSnapshot:
 
     @classmethod
     def from_json(cls, data: Any, origin: str = "snapshot") -> CrmSnapshot:
-        """Build a snapshot from the JSON of DESIGN.md, with errors that name the place."""
+        """Build a snapshot from the JSON of docs/snapshot.md, with errors that name the place."""
         if not isinstance(data, Mapping):
             raise SnapshotError(f"{origin}: the top level must be an object of object types")
         owners = [_owner(o, f"{origin}: owners[{i}]") for i, o in enumerate(data.get("owners", []))]

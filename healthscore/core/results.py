@@ -55,7 +55,7 @@ class AccountScore:
         return {g.name: {r.name: round2(r.points) for r in g.rules} for g in self.groups}
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON of `healthscore score --format json` (DESIGN.md)."""
+        """The JSON of `healthscore score --format json` (README)."""
         return {
             "id": self.id,
             "name": self.name,

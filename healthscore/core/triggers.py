@@ -85,7 +85,7 @@ def window_start(as_of: datetime, days: float, timezone: str = "UTC") -> datetim
     """Where a trigger's `within_days` window starts: local midnight, `ceil(days)` dates back.
 
     `as_of` must be aware; the result is aware, in `timezone`. Calendar days of
-    PLAYBOOK_SPEC.md ("at most D calendar days earlier in the playbook's
+    docs/playbook.md ("at most D calendar days earlier in the playbook's
     timezone"): 2026-10-26 06:00 Europe/Berlin with 7 days starts at
     2026-10-19 00:00 CEST, so the run of 2026-10-19 06:00 CEST counts although
     it is 7 days and 1 hour earlier.

@@ -4,7 +4,7 @@ Why it exists: HubSpot cannot be reached from the machines this project is built
 and demonstrated on, yet the scoring engine, the sandbox and the dashboard all
 need a CRM that looks like a real customer base: hundreds of CSMs' books of
 business, messy property values, activity that thins out as an account goes
-sour. `generate_snapshot()` builds one in the CRM snapshot JSON of DESIGN.md, and
+sour. `generate_snapshot()` builds one in the CRM snapshot JSON of docs/snapshot.md, and
 `evolve_snapshot()` moves it forward a week at a time so a demo can show trends,
 drops and alerts.
 
@@ -299,7 +299,7 @@ class _Clock:
         return text
 
     def iso(self, t: int) -> str:
-        """ISO 8601 with seconds and `Z`, as in DESIGN.md's example."""
+        """ISO 8601 with seconds and `Z`, as in docs/snapshot.md."""
         return f"{self.date(t)}T{self._hm[(t % _DAY) // 60]}:{t % 60:02d}Z"
 
     def iso_ms(self, t: int, millis: int) -> str:
@@ -422,7 +422,7 @@ _LIFECYCLE_CUM = (0.88, 0.95, 0.985, 1.0)
 def generate_snapshot(
     accounts: int, seed: int = 7, as_of: datetime | None = None
 ) -> dict[str, Any]:
-    """A CRM snapshot (DESIGN.md JSON) with `accounts` companies and their activity.
+    """A CRM snapshot (docs/snapshot.md) with `accounts` companies and their activity.
 
     Same `(accounts, seed, as_of)` gives byte-identical `json.dumps` output. Event
     times are relative to `as_of` (default `DEFAULT_AS_OF`): mostly in the past

@@ -1,6 +1,6 @@
 """Local HubSpot, Slack and Jira servers that the real, unpatched clients talk to.
 
-One process, one port, each API at its vendor's own paths. See DESIGN.md
+One process, one port, each API at its vendor's own paths. See docs/snapshot.md
 ("Sandboxes") for why they exist and what they enforce.
 """
 

@@ -4,7 +4,7 @@ All handlers run on the server's single event loop and never await in the
 middle of a change, so the state needs no locks. `reset()` swaps the contents in
 place so handlers that hold a reference to a `SandboxState` see the new seed.
 
-The seed is a CRM snapshot (DESIGN.md) plus optional top-level keys that only
+The seed is a CRM snapshot (docs/snapshot.md) plus optional top-level keys that only
 the sandboxes read; every one of them may be left out:
 
 - `slack_users`, `slack_channels`, `jira_projects`: see `_seed_slack`/`_seed_jira`.
