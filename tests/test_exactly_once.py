@@ -70,6 +70,7 @@ def write_playbook(tmp_path: Path, text: str = PLAYBOOK) -> str:
 def run_flow(playbook_path: str, db_url: str, as_of: str, **kw: Any) -> dict[str, Any]:
     from flows.score_accounts import score_accounts
 
+    kw.setdefault("enroll_existing", True)  # these tests send from the first run on
     result: dict[str, Any] = score_accounts(
         playbook_path, source="sandbox", as_of=as_of, db_url=db_url, **kw
     )
@@ -257,7 +258,7 @@ def test_as_of_in_the_past_is_refused_unless_backfill(
     db = f"sqlite:///{tmp_path / 'h.db'}"
     with running_sandbox(seed=seed()) as urls:
         monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
-        assert cli_run(playbook, db, DAY[2]).exit_code == 0
+        assert cli_run(playbook, db, DAY[2], "--enroll-existing").exit_code == 0
         turn_at_risk(urls)
         refused = cli_run(playbook, db, DAY[1])
         assert refused.exit_code == 2

@@ -194,7 +194,8 @@ def test_a_file_source_skips_each_unconfigured_kind_in_one_line_and_records_noth
         app, ["run", "-p", str(book), "-s", source, "--db", db, "--enroll-existing"]
     )
     assert result.exit_code == 0, result.output
-    notes = [line for line in result.stdout.splitlines() if line.startswith("actions: ")]
+    counts, *notes = [line for line in result.stdout.splitlines() if line.startswith("actions: ")]
+    assert counts == "actions: 0 sent, 9 unconfigured"
     assert notes == [
         "actions: skipped 3 slack: no Slack token: set SLACK_BOT_TOKEN (a bot token, scopes "
         "chat:write, users:read.email, im:write, channels:read, channels:history, "

@@ -33,6 +33,7 @@ from typing import Any
 
 from healthscore.actions.kinds import REGISTRY
 from healthscore.actions.kinds.base import ActionKind, ListSync
+from healthscore.errors import Unreachable
 from healthscore.history.ledger import DEAD, ActionLedger, LedgerEntry, RetryPolicy
 from healthscore.integrations.hubspot.actions import HubSpotActions
 from healthscore.integrations.jira.issues import JiraSender
@@ -46,19 +47,28 @@ class Vendors:
     A factory that fails (no token, a 500 from Jira's `serverInfo`) fails the
     row being sent, with the error as its `last_error`; it is not remembered,
     so the next row of that vendor builds the client again (a passing outage
-    must not fail every Jira row of the run).
+    must not fail every Jira row of the run). An address where nothing answers
+    (`Unreachable`: connection refused, unknown host) is remembered for the run:
+    asking again would only wait for the same refusal on every row.
     """
 
     slack: Callable[[], SlackSender]
     jira: Callable[[], JiraSender]
     hubspot: Callable[[], HubSpotActions]
     _built: dict[str, Any] = field(default_factory=dict)
+    _unreachable: dict[str, Unreachable] = field(default_factory=dict)
 
     def get(self, vendor: str) -> Any:
         """The client of `vendor` (an `ActionKind.vendor`: a field name of this class)."""
+        if vendor in self._unreachable:
+            raise self._unreachable[vendor]
         if vendor not in self._built:
             factory: Callable[[], Any] = getattr(self, vendor)
-            self._built[vendor] = factory()  # raises for this row only: not remembered
+            try:
+                self._built[vendor] = factory()  # raises for this row only: not remembered
+            except Unreachable as exc:
+                self._unreachable[vendor] = exc
+                raise
         return self._built[vendor]
 
 

@@ -30,6 +30,7 @@ from .state import (
     BASE_PROPERTIES,
     DEFAULT_RETURNED,
     PORTAL_ID,
+    PROPERTY_FIELDS,
     SINGULAR,
     HsList,
     HsObject,
@@ -831,18 +832,7 @@ async def create_property(request: Request) -> Response:
     prop = property_definition(
         object_type, name, str(body["type"]), hubspot_defined=False, created=now
     )
-    for key in (
-        "label",
-        "fieldType",
-        "description",
-        "groupName",
-        "options",
-        "displayOrder",
-        "hasUniqueValue",
-        "hidden",
-        "formField",
-        "calculationFormula",
-    ):
+    for key in (*PROPERTY_FIELDS, "calculationFormula"):
         if key in body:
             prop[key] = body[key]
     hs.properties[object_type][name] = prop

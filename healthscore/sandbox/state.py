@@ -183,7 +183,7 @@ HUBSPOT_DEFINED: dict[str, dict[str, str]] = {
 }
 
 # What a property in a schema egg may set beyond name and type.
-_PROPERTY_FIELDS = (
+PROPERTY_FIELDS = (
     "label",
     "fieldType",
     "description",
@@ -609,7 +609,7 @@ class HubSpotState:
                 hubspot_defined=False,
                 created=now,
             )
-            definition.update({k: prop[k] for k in _PROPERTY_FIELDS if k in prop})
+            definition.update({k: prop[k] for k in PROPERTY_FIELDS if k in prop})
             self.properties[fqn][str(prop["name"])] = definition
         object_type_id = f"2-{number}"
         associations = []

@@ -64,36 +64,31 @@ def _writes(request: HttpRequest) -> bool:
     return request.url.split("?", 1)[0].rstrip("/").endswith(WRITES)
 
 
-class _ReadConnectionErrorRetry(ConnectionErrorRetryHandler):
+class _ReadsOnly:
+    """A retry handler mixin: re-send reads only, never a write that may have landed."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _writes(request):
+            return False
+        retry: bool = super()._can_retry(  # type: ignore[misc]
+            state=state, request=request, response=response, error=error
+        )
+        return retry
+
+
+class _ReadConnectionErrorRetry(_ReadsOnly, ConnectionErrorRetryHandler):
     """Dropped connections are re-sent for reads only."""
 
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if _writes(request):
-            return False
-        return super()._can_retry(state=state, request=request, response=response, error=error)
 
-
-class _ReadServerErrorRetry(ServerErrorRetryHandler):
+class _ReadServerErrorRetry(_ReadsOnly, ServerErrorRetryHandler):
     """5xx answers are re-sent for reads only."""
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if _writes(request):
-            return False
-        return super()._can_retry(state=state, request=request, response=response, error=error)
 
 
 def slack_client(base_url: str, token: str, timeout: int = 15) -> WebClient:
