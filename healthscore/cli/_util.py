@@ -60,8 +60,10 @@ def _readable(param: Any) -> Any:
     return param
 
 
-class _Command(TyperCommand):
-    """Every healthscore command: arguments by name (`_Argument`), flags as flags (`_Option`)."""
+class _ReadableHelp:
+    """For a command or the group: arguments by name (`_Argument`), flags as flags (`_Option`)."""
+
+    params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,19 +71,15 @@ class _Command(TyperCommand):
             _readable(param)
 
     def get_help_option(self, ctx: Any) -> Any:
-        return _readable(super().get_help_option(ctx))
+        return _readable(super().get_help_option(ctx))  # type: ignore[misc]
 
 
-class _Group(TyperGroup):
+class _Command(_ReadableHelp, TyperCommand):
+    """Every healthscore command, its help rendered by `_ReadableHelp`."""
+
+
+class _Group(_ReadableHelp, TyperGroup):
     """The `healthscore` group itself (`--version`, `-h`), rendered like its commands."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            _readable(param)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        return _readable(super().get_help_option(ctx))
 
 
 class _App(typer.Typer):
