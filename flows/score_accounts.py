@@ -27,6 +27,7 @@ from healthscore.reports.run_summary import summarize
 from healthscore.sources.cached import FULL_PULL_EVERY_DAYS, is_api_source
 from tasks.actions import plan_due_actions, run_actions
 from tasks.crm import pull_crm
+from tasks.preflight import check_setup
 from tasks.report import publish_dashboard, publish_report
 from tasks.scoring import compare_with_history, read_playbook
 from tasks.scoring import score_accounts as score
@@ -86,6 +87,8 @@ def score_accounts(
     playbook = read_playbook(playbook_path)
     if not dry_run:
         check_as_of(db_url, playbook.name, moment, backfill)
+    if not (dry_run or backfill):
+        check_setup(playbook, source)  # every setup problem, before anything is written
     pulled = pull_crm(
         playbook,
         source,

@@ -19,9 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from healthscore.actions.config import (
     JIRA_API_TOKEN_ENV,
     JIRA_TOKEN_ENV,
-    JIRA_URL_ENV,
     SLACK_TOKEN_ENV,
-    SLACK_URL_ENV,
     ActionSettings,
     action_settings,
     retry_policy,
@@ -35,6 +33,7 @@ from healthscore.actions.plan import (
     skip_unconfigured,
     window_days,
 )
+from healthscore.actions.preflight import jira_sender, slack_sender
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Comparison
@@ -42,10 +41,9 @@ from healthscore.core.triggers import TriggerHistory
 from healthscore.history import open_store, store_exists
 from healthscore.history.ledger import ActionLedger
 from healthscore.history.trigger_history import trigger_history
-from healthscore.integrations import ensure_reachable
 from healthscore.integrations.hubspot.actions import HubSpotActions
-from healthscore.integrations.jira.issues import JiraSender, jira_client
-from healthscore.integrations.slack.messages import SlackSender, slack_client
+from healthscore.integrations.jira.issues import JiraSender
+from healthscore.integrations.slack.messages import SlackSender
 from healthscore.reports.run_summary import ActionCounts
 from healthscore.sources.cached import connect_source, is_api_source
 from tasks.crm import hubspot_token
@@ -161,22 +159,10 @@ def plan_due_actions(
 
 def vendors_for(source: str, settings: ActionSettings) -> Vendors:
     def slack() -> SlackSender:
-        url, token = settings.require_slack()
-        ensure_reachable(url, f"check the network, or {SLACK_URL_ENV} if you set it", "reach Slack")
-        return SlackSender(slack_client(url, token))
+        return slack_sender(settings)
 
     def jira() -> JiraSender:
-        url = settings.require_jira()
-        ensure_reachable(url, f"check the network and {JIRA_URL_ENV}", "reach Jira")
-        return JiraSender(
-            jira_client(
-                url,
-                token=settings.jira_token,
-                email=settings.jira_email,
-                api_token=settings.jira_api_token,
-                max_retries=settings.jira_max_retries,
-            )
-        )
+        return jira_sender(settings)
 
     def hubspot() -> HubSpotActions:
         return HubSpotActions(connect_source(source, hubspot_token(source)))

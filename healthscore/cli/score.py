@@ -55,9 +55,28 @@ def validate(
             callback=lambda paths: [find_bundled(p) for p in paths],
         ),
     ],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Also check the properties each playbook reads in this portal "
+            "(hubspot or sandbox): they exist on the right object, with a type that "
+            "fits their operators.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check playbooks: every problem with file:line, field path and a hint (exit 2 if any)."""
+    """Check playbooks: every problem with file:line, field path and a hint (exit 2 if any).
+
+    Several files are also checked against each other: two playbooks whose
+    write-back would use the same HubSpot properties are an error. Warnings (a
+    message that can render empty) do not change the exit code.
+    """
+    from healthscore.actions.preflight import empty_render_warnings
+    from healthscore.integrations.hubspot.writeback import name_clashes
+
     problems = 0
+    loaded: list[Playbook] = []
     for path in playbooks:
         try:
             playbook = load_playbook(path)
@@ -66,15 +85,45 @@ def validate(
             for issue in exc.issues:
                 err.print(str(issue), markup=False)
             continue
+        loaded.append(playbook)
+        for warning in empty_render_warnings(playbook):
+            err.print(f"warning: {warning}", markup=False)
         rules = sum(len(g.rules) for g in playbook.groups)
         out.print(
             f"{path}: valid — {playbook.name!r}, {len(playbook.groups)} groups, {rules} rules, "
             f"{len(playbook.actions)} actions, combine: {playbook.combine}",
             markup=False,
         )
+    for clash in name_clashes(loaded):
+        problems += 1
+        err.print(clash, markup=False)
+    if source is not None and loaded:
+        problems += _portal_problems(loaded, source)
     if problems:
         err.print(f"{problems} problem{'s' if problems != 1 else ''} found.", markup=False)
         raise typer.Exit(2)
+
+
+def _portal_problems(playbooks: list[Playbook], source: str) -> int:
+    """Print the property problems of each playbook in the portal; how many there were."""
+    from healthscore.actions.config import action_settings
+    from healthscore.actions.preflight import SetupCheck
+    from healthscore.cli._util import run_errors
+    from healthscore.sources.cached import is_api_source
+
+    if not is_api_source(source):
+        fail(
+            f"--source {source}: validate checks properties in a HubSpot portal (hubspot or "
+            "sandbox)"
+        )
+    check = SetupCheck(source, action_settings(source))
+    count = 0
+    with user_errors(), run_errors():
+        for playbook in playbooks:
+            for line in check.hubspot_problems(playbook, scopes=False):
+                err.print(f"{playbook.path}: {line}", markup=False)
+                count += 1
+    return count
 
 
 @app.command()

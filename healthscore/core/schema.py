@@ -269,8 +269,33 @@ PLAYBOOK_SCHEMA: dict[str, Any] = {
             ),
             "actions": {"type": "array", "items": {"$ref": "#/$defs/action"}},
             "writeback": {
-                "type": "boolean",
-                "description": "Write score, status, trend and groups to HubSpot (default true).",
+                "type": ["boolean", "object"],
+                "properties": {
+                    "prefix": {
+                        "type": "string",
+                        "pattern": "^[a-z][a-z0-9_]*$",
+                        "maxLength": 50,
+                        "description": "Internal names' prefix: <prefix>_score, _status, "
+                        "_trend, _group_<group> (default: from the playbook name).",
+                    },
+                    "label": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 80,
+                        "description": "Labels' start, `<label>: score`, and the property "
+                        "group's label (default: the playbook name).",
+                    },
+                    "group": {
+                        "type": "string",
+                        "pattern": "^[a-z][a-z0-9_]*$",
+                        "maxLength": 100,
+                        "description": "Internal name of the property group (default: the "
+                        "prefix); an existing group is used as it is.",
+                    },
+                },
+                "additionalProperties": False,
+                "description": "Write score, status, trend and groups to HubSpot (default "
+                "true; false: off; a mapping names the properties: prefix, label, group).",
             },
             "timezone": {
                 "type": "string",

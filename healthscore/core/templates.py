@@ -73,3 +73,36 @@ def account_properties(source: str) -> set[str]:
         elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
             found.add(node.arg.value)
     return found - {"id"}
+
+
+def can_render_empty(source: str) -> bool:
+    """True when no text of the template is sure to be output (blank text counts as none).
+
+    Static, from Jinja's syntax tree: literal text and `{{ ... }}` outside any
+    block are sure; an `{% if %}` is sure only when every branch, `else`
+    included, is; a `{% for %}` never is (the list may be empty). So a message
+    wholly inside `{% if previous_status %}` can render empty on a first score.
+    A template that does not parse is validation's to report: False.
+    """
+    try:
+        parsed = ENVIRONMENT.parse(source)
+    except TemplateSyntaxError:
+        return False
+    return not _sure(parsed.body)
+
+
+def _sure(body: list[nodes.Node]) -> bool:
+    for node in body:
+        if isinstance(node, nodes.Output):
+            for part in node.nodes:
+                if not isinstance(part, nodes.TemplateData) or part.data.strip():
+                    return True
+        elif isinstance(node, nodes.If):
+            branches = [node.body, *(elif_.body for elif_ in node.elif_), node.else_]
+            if all(_sure(branch) for branch in branches):
+                return True
+        elif isinstance(node, nodes.With | nodes.Scope | nodes.ScopedEvalContextModifier) and _sure(
+            node.body
+        ):
+            return True
+    return False

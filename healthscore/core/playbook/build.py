@@ -27,6 +27,7 @@ from healthscore.core.playbook.model import (
     Threshold,
     TrendSettings,
     Trigger,
+    WritebackNames,
     plain,
     show_value,
 )
@@ -69,10 +70,20 @@ def build(
             for i, a in enumerate(data.get("actions") or [])
         ),
         writeback=bool(data.get("writeback", True)),
+        writeback_names=_writeback_names(data.get("writeback")),
         timezone=str(data.get("timezone", "UTC")),
         enroll_existing=bool(data.get("enroll_existing", False)),
         path=filename,
         content_hash=content_hash,
+    )
+
+
+def _writeback_names(data: Any) -> WritebackNames:
+    """`writeback: {prefix, label, group}`; `true`/`false` name nothing."""
+    if not isinstance(data, Mapping):
+        return WritebackNames()
+    return WritebackNames(
+        **{key: str(data[key]) for key in ("prefix", "label", "group") if data.get(key)}
     )
 
 

@@ -114,6 +114,21 @@ class TrendSettings:
 
 
 @dataclass(frozen=True)
+class WritebackNames:
+    """`writeback:` as a mapping: how the HubSpot score properties are named.
+
+    `prefix`: the internal names' prefix (`<prefix>_score`, `_status`, `_trend`,
+    `_group_<group>`); `label`: what their labels start with (`<label>: score`)
+    and the property group's label; `group`: the property group's internal name.
+    None: derived from the playbook's name (`integrations/hubspot/writeback.py`).
+    """
+
+    prefix: str | None = None
+    label: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
 class Trigger:
     kind: str
     value: Any
@@ -156,6 +171,7 @@ class Playbook:
     trend: TrendSettings = TrendSettings()
     actions: tuple[Action, ...] = ()
     writeback: bool = True
+    writeback_names: WritebackNames = WritebackNames()
     timezone: str = "UTC"  # IANA name; trigger windows count calendar days here
     enroll_existing: bool = False
     path: str | None = None

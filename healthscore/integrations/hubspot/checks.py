@@ -23,7 +23,7 @@ from typing import Any
 from healthscore.core.conditions import DATE_OPERATORS, NUMERIC_OPERATORS
 from healthscore.core.playbook import Condition, Playbook
 from healthscore.integrations.hubspot.client import HubSpotConnection
-from healthscore.integrations.hubspot.writeback import property_specs
+from healthscore.integrations.hubspot.writeback import owning_playbook, property_specs
 
 ENGAGEMENTS = frozenset({"tasks", "notes", "calls", "meetings", "emails"})
 DATE_TYPES = frozenset({"date", "datetime"})
@@ -144,7 +144,16 @@ def property_problems(
         held = definitions.get(playbook.object, {})
         for spec in property_specs(playbook):
             definition = held.get(spec.name)
-            if definition is not None and str(definition.get("type")) != spec.type:
+            if definition is None:
+                continue
+            owner = owning_playbook(definition.get("description"))
+            if owner is not None and owner != playbook.name:
+                problems.append(
+                    f"{playbook.object}: write-back property {spec.name} belongs to the "
+                    f"playbook {owner!r} (its description says so); give this one its own "
+                    "names with `writeback: {prefix: ...}`"
+                )
+            elif str(definition.get("type")) != spec.type:
                 problems.append(
                     f"{playbook.object}: write-back property {spec.name} exists with type "
                     f"{definition.get('type')}, not {spec.type}"
@@ -160,5 +169,8 @@ def portal_properties(
     core = connection.client.crm.properties.core_api
     for object_type in sorted(t for t in object_types if t):
         found = connection.call(core.get_all, object_type)
-        out[object_type] = {p.name: {"type": p.type} for p in found.results}
+        out[object_type] = {
+            p.name: {"type": p.type, "label": p.label, "description": p.description}
+            for p in found.results
+        }
     return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,40 +130,72 @@ def slug(text: str) -> str:
 
 
 def property_prefix(playbook: Playbook) -> str:
-    return slug(playbook.name)
+    """`writeback: prefix:`, else the playbook name's slug (valid for any name, see `slug`)."""
+    return playbook.writeback_names.prefix or slug(playbook.name)
+
+
+def property_label(playbook: Playbook) -> str:
+    """What the properties' labels start with: `writeback: label:`, else the playbook name."""
+    return playbook.writeback_names.label or playbook.name
 
 
 def property_group_name(playbook: Playbook) -> str:
-    """The property group holding this playbook's properties (its slug)."""
-    return property_prefix(playbook)
+    """The property group holding this playbook's properties: `writeback: group:`, else
+    the prefix."""
+    return playbook.writeback_names.group or property_prefix(playbook)
+
+
+def owner_note(playbook: Playbook) -> str:
+    """The sentence every property's description ends with: whose properties these are.
+
+    `doctor` and `run` read it back (`owning_playbook`) to refuse writing into
+    another playbook's properties.
+    """
+    return f"Written by the healthscore playbook {playbook.name!r}."
+
+
+_OWNER = re.compile(r"(?:healthscore playbook|computed by healthscore from the playbook) '(.+?)'")
+
+
+def owning_playbook(description: str | None) -> str | None:
+    """The playbook a property's description names (`owner_note`, or the older wording)."""
+    found = _OWNER.search(description or "")
+    return found.group(1) if found else None
 
 
 def property_specs(playbook: Playbook) -> list[PropertySpec]:
-    """Score, status, trend and one property per group, in that order."""
+    """Score, status, trend and one property per group, in that order.
+
+    Internal names, labels and the group follow HubSpot's "score properties"
+    guidance (labels, internal names, descriptions, property groups): valid
+    internal names for any playbook name, labels a CSM reads, and a
+    description naming the playbook.
+    """
     prefix = property_prefix(playbook)
-    name = playbook.name
+    label = property_label(playbook)
+    note = owner_note(playbook)
     specs = [
         PropertySpec(
             f"{prefix}_score",
-            f"{name}: score",
+            f"{label}: score",
             "number",
             "number",
-            f"Health score computed by healthscore from the playbook {name!r}.",
+            f"Health score (0-100). {note}",
             numeric=True,
         ),
         PropertySpec(
             f"{prefix}_status",
-            f"{name}: status",
+            f"{label}: status",
             "string",
             "text",
-            "Status label of the score (the playbook's thresholds).",
+            f"Status label of the score (the playbook's thresholds). {note}",
         ),
         PropertySpec(
             f"{prefix}_trend",
-            f"{name}: trend",
+            f"{label}: trend",
             "enumeration",
             "select",
-            "Score compared with the newest score at least compare_days old.",
+            f"Score compared with the newest score at least compare_days old. {note}",
             options=TREND_OPTIONS,
         ),
     ]
@@ -177,10 +210,10 @@ def property_specs(playbook: Playbook) -> list[PropertySpec]:
         specs.append(
             PropertySpec(
                 unique,
-                f"{name}: {group.name}",
+                f"{label}: {group.name}",
                 "number",
                 "number",
-                f"Points of the group {group.name!r} in the health score.",
+                f"Points of the group {group.name!r} in the health score. {note}",
                 numeric=True,
             )
         )
@@ -192,6 +225,31 @@ def writeback_properties(playbook: Playbook) -> list[str]:
     if not playbook.writeback:
         return []
     return [spec.name for spec in property_specs(playbook)]
+
+
+def name_clashes(playbooks: Sequence[Playbook]) -> list[str]:
+    """One line per pair of playbooks whose write-back would share HubSpot properties.
+
+    Two such playbooks overwrite each other's score on every run (the second's
+    0 At-risk replaces the first's 90 Healthy). Only the playbooks given are
+    compared: `validate a.yaml b.yaml`; a playbook already writing in the portal
+    is found by `doctor`/`run` from the properties' descriptions (`owning_playbook`).
+    """
+    lines: list[str] = []
+    for i, first in enumerate(playbooks):
+        for second in playbooks[i + 1 :]:
+            if first.object != second.object:
+                continue
+            shared = [n for n in writeback_properties(first) if n in writeback_properties(second)]
+            if shared:
+                shown = ", ".join(shared[:3]) + (", ..." if len(shared) > 3 else "")
+                lines.append(
+                    f"{second.path}: writeback: the playbooks {first.name!r} ({first.path}) "
+                    f"and {second.name!r} write the same HubSpot properties on "
+                    f"{first.object} ({shown})\n    hint: give one of them its own names, "
+                    "e.g. `writeback: {prefix: churn_risk}`"
+                )
+    return lines
 
 
 # ---------------------------------------------------------------- what to write
@@ -421,7 +479,7 @@ def _reconcile(
             connection,
             properties.groups_api.create,
             playbook.object,
-            PropertyGroupCreate(name=group, label=playbook.name, display_order=-1),
+            PropertyGroupCreate(name=group, label=property_label(playbook), display_order=-1),
         )
     except WritebackError as exc:  # no schema write scope: nothing can be created
         result.problem(f"could not create the property group {group}: {exc}")

@@ -55,6 +55,14 @@ PRIVATE_SCOPE = "groups:read"  # conversations.list types=private_channel
 JOIN_SCOPE = "channels:join"  # conversations.join, public channels only
 
 
+def not_in_channel(channel: str) -> str:
+    """The fix for Slack's `not_in_channel` (chat.postMessage) in one sentence."""
+    return (
+        f"the Slack bot is not a member of channel {channel}: invite it (/invite @your-bot "
+        f"in the channel) or grant the {JOIN_SCOPE} scope so it joins public channels by itself"
+    )
+
+
 WRITES = ("chat.postMessage",)
 """Methods that post something new each time they are applied: never re-sent after they may
 have reached Slack (the ledger reconciles through message metadata instead)."""
@@ -114,6 +122,7 @@ class SlackSender:
         self._users: dict[str, str | None] = {}
         self._channels: dict[str, str] | None = None
         self._private: set[str] = set()
+        self._member: set[str] = set()
         self._scopes: frozenset[str] | None = None
         self._dms: dict[str, str] = {}
 
@@ -184,9 +193,24 @@ class SlackSender:
                 self._note_scopes(page)
             for channel in page.get("channels") or []:
                 channels[str(channel["name"])] = str(channel["id"])
+                if channel.get("is_member"):
+                    self._member.add(str(channel["id"]))
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return channels
+
+    def cannot_post(self, channel_id: str) -> str | None:
+        """Why the bot cannot post in a channel `channel_id` found, None when it can.
+
+        From `conversations.list`'s `is_member`: a member posts; a public channel
+        is joined first when the token has `channels:join` (`post`); otherwise
+        chat.postMessage answers `not_in_channel`, and this is that error's fix.
+        """
+        if channel_id in self._member:
+            return None
+        if channel_id not in self._private and JOIN_SCOPE in self.scopes():
+            return None
+        return not_in_channel(channel_id)
 
     def dm_channel(self, user_id: str) -> str:
         if user_id not in self._dms:
@@ -255,11 +279,7 @@ class SlackSender:
             if exc.response.get("error") != "not_in_channel":
                 raise
             if channel in self._private or JOIN_SCOPE not in self.scopes():
-                raise SlackNotInChannel(
-                    f"the Slack bot is not a member of channel {channel}: invite it "
-                    f"(/invite @your-bot in the channel) or grant the {JOIN_SCOPE} scope "
-                    "so it joins public channels by itself"
-                ) from None
+                raise SlackNotInChannel(not_in_channel(channel)) from None
             self.client.conversations_join(channel=channel)
         return self._post(channel, payload, key)
 

@@ -1,0 +1,43 @@
+"""`healthscore doctor`'s Jira checks: the credentials, each project and its issue types.
+
+One `GET /rest/api/2/project/{key}` per project (Jira REST "Get project": the
+project with its `issueTypes`, 404 `No project could be found with key 'X'.`
+when it does not exist or the user cannot browse it; 401 for bad credentials).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from jira import JIRA
+from jira.exceptions import JIRAError
+
+
+def jira_problems(client: JIRA, wanted: Mapping[str, set[str]]) -> list[str]:
+    """Every missing project and issue type; `wanted`: project key -> issue type names.
+
+    Issue type names compare case-insensitively, as Jira's create-issue does.
+    Raises JIRAError for an answer other than 401/403/404 (a 5xx: not a setup fault).
+    """
+    problems: list[str] = []
+    for key in sorted(wanted):
+        try:
+            project = client.project(key)
+        except JIRAError as exc:
+            if exc.status_code == 401:
+                return ["the Jira credentials are not valid (Jira answered 401)"]
+            if exc.status_code not in (403, 404):
+                raise
+            problems.append(
+                f"Jira project {key} does not exist or the Jira user cannot see it "
+                f"(Jira answered {exc.status_code})"
+            )
+            continue
+        offered = {str(t.name).casefold(): str(t.name) for t in project.issueTypes}
+        for name in sorted(wanted[key]):
+            if name.casefold() not in offered:
+                problems.append(
+                    f"Jira project {key} has no issue type {name} "
+                    f"(it has: {', '.join(sorted(offered.values()))})"
+                )
+    return problems
