@@ -167,8 +167,14 @@ class SetupCheck:
             self._definitions.update(portal_properties(self.connection(), missing))
         return {t: self._definitions[t] for t in object_types if t in self._definitions}
 
-    def hubspot_problems(self, playbook: Playbook, *, scopes: bool = True) -> list[str]:
-        """The token's scopes (with `scopes`) and the playbook's properties in the portal."""
+    def hubspot_problems(
+        self, playbook: Playbook, *, scopes: bool = True, writeback: bool = True
+    ) -> list[str]:
+        """The token's scopes (with `scopes`) and the playbook's properties in the portal.
+
+        `writeback=False`: without what the write-back copes with by itself
+        (its scopes, a score property of the wrong type; see `scope_problems`).
+        """
         if not is_api_source(self.source):
             return []
         problems: list[str] = []
@@ -178,7 +184,7 @@ class SetupCheck:
                     self._scopes = token_scopes(self.connection())
             except PermissionError as exc:
                 return [str(exc)]
-            problems += scope_problems(playbook, self._scopes)
+            problems += scope_problems(playbook, self._scopes, writeback=writeback)
         readable = [t for t in playbook.required_properties() if t]
         if playbook.writeback:
             readable = sorted({*readable, playbook.object})
@@ -189,7 +195,7 @@ class SetupCheck:
             if status not in (401, 403):
                 raise
             return [*problems, f"cannot read property definitions (HubSpot answered {status})"]
-        return problems + property_problems(playbook, definitions)
+        return problems + property_problems(playbook, definitions, writeback=writeback)
 
     # -- Slack and Jira
 
@@ -209,9 +215,11 @@ class SetupCheck:
             self._jira = jira_sender(self.settings)
         return jira_problems(self._jira.client, wanted)
 
-    def problems(self, playbook: Playbook, *, scopes: bool = True) -> list[str]:
+    def problems(
+        self, playbook: Playbook, *, scopes: bool = True, writeback: bool = True
+    ) -> list[str]:
         """Every setup problem of the playbook, HubSpot first, then Slack and Jira."""
-        problems = self.hubspot_problems(playbook, scopes=scopes)
+        problems = self.hubspot_problems(playbook, scopes=scopes, writeback=writeback)
         missing = unconfigured(self.settings, is_api_source(self.source))
         kinds = {action.kind for action in playbook.actions}
         for vendor, check in (("slack", self.slack_problems), ("jira", self.jira_problems)):
@@ -224,8 +232,15 @@ class SetupCheck:
             problems += check(playbook)
         return problems
 
-    def require(self, playbook: Playbook) -> None:
-        """Raise SetupProblems listing every problem; nothing when the setup is sound."""
-        problems = self.problems(playbook)
-        if problems:
-            raise SetupProblems(problems)
+    def require(self, playbook: Playbook) -> list[str]:
+        """Raise SetupProblems listing every problem that must stop a run.
+
+        Returns the others: what the write-back copes with by itself (a missing
+        schema scope, a score property of the wrong type), for the log; the
+        run summary reports what HubSpot then refused.
+        """
+        blocking = self.problems(playbook, writeback=False)
+        if blocking:
+            raise SetupProblems(blocking)
+        coped = self.hubspot_problems(playbook)  # answers cached: no second call
+        return [line for line in coped if line not in blocking]

@@ -78,11 +78,19 @@ def token_scopes(connection: HubSpotConnection) -> frozenset[str]:
     return frozenset(str(s) for s in response.json().get("scopes") or [])
 
 
-def scope_problems(playbook: Playbook, granted: Iterable[str]) -> list[str]:
+def scope_problems(
+    playbook: Playbook, granted: Iterable[str], *, writeback: bool = True
+) -> list[str]:
+    """One line per scope the playbook needs and the token lacks.
+
+    `writeback=False` leaves out the write-back's own scopes: the write-back
+    copes without them (it reports what HubSpot refused and writes the rest),
+    so `run` does not stop for them; `doctor` lists them.
+    """
     have = set(granted)
     return [
         f"HubSpot token lacks the scope {scope} (needed for {why})"
-        for scope, why in sorted(needed_scopes(playbook).items())
+        for scope, why in sorted(needed_scopes(playbook, writeback=writeback).items())
         if scope not in have
     ]
 
@@ -104,11 +112,15 @@ def _conditions(playbook: Playbook) -> Iterable[tuple[str, Condition]]:
 
 
 def property_problems(
-    playbook: Playbook, definitions: Mapping[str, Mapping[str, Any]]
+    playbook: Playbook, definitions: Mapping[str, Mapping[str, Any]], *, writeback: bool = True
 ) -> list[str]:
     """Missing properties (with a "did you mean"), operators that do not fit, write-back clashes.
 
-    `definitions`: object type -> property name -> HubSpot's definition (`type`, ...).
+    `definitions`: object type -> property name -> HubSpot's definition (`type`,
+    `label`, `description`). A write-back property another playbook writes (its
+    description names that playbook, `owning_playbook`) is always a problem;
+    one of the wrong type only with `writeback` (the write-back leaves its values
+    out and reports it, so `run` need not stop for it).
     """
     problems: list[str] = []
     derived = {name for name, _ in playbook.derived}
@@ -153,7 +165,7 @@ def property_problems(
                     f"playbook {owner!r} (its description says so); give this one its own "
                     "names with `writeback: {prefix: ...}`"
                 )
-            elif str(definition.get("type")) != spec.type:
+            elif writeback and str(definition.get("type")) != spec.type:
                 problems.append(
                     f"{playbook.object}: write-back property {spec.name} exists with type "
                     f"{definition.get('type')}, not {spec.type}"
