@@ -136,14 +136,21 @@ actions:
   - name: Alert nowhere
     on: {status_changed_to: At-risk}
     do: slack
-    to: "#no-such-channel"
+    to: owner
     message: "{{ account.name }} is {{ status }}"
   - name: Ticket nowhere
     on: {status_changed_to: At-risk}
     do: jira
-    project: NOPE
+    project: RO
     summary: "Health drop: {{ account.name }}"
 """
+# Poison that the setup check at the start of each run cannot see: no owner has a Slack
+# user (and there is no fallback channel), and the Jira user may not create issues in RO.
+POISON_SEED = {
+    "slack_users": [],
+    "jira_projects": [{"key": "RO", "name": "Read only", "can_create": False}],
+}
+SENDS = ("/rest/api/{version:int}/issue", "/rest/api/{version:int}/search", "/api/chat.")
 
 
 def cli_run(playbook: str, db: str, as_of: str, *extra: str) -> Any:
@@ -160,7 +167,7 @@ def test_poison_actions_die_at_the_cap_and_show(
 ) -> None:
     playbook = write_playbook(tmp_path, POISON)
     db = f"sqlite:///{tmp_path / 'h.db'}"
-    with running_sandbox(seed=seed()) as urls:
+    with running_sandbox(seed={**seed(), **POISON_SEED}) as urls:
         monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
         assert cli_run(playbook, db, DAY[0]).exit_code == 0
         turn_at_risk(urls)
@@ -170,7 +177,7 @@ def test_poison_actions_die_at_the_cap_and_show(
             codes.append(result.exit_code)
             summaries.append(json.loads(result.stdout[result.stdout.index("{") :])["actions"])
             stats = inspect(urls, "stats")["calls"]
-            calls.append({k: n for k, n in stats.items() if "/rest/api/" in k or "/api/chat." in k})
+            calls.append({k: n for k, n in stats.items() if any(p in k for p in SENDS)})
         assert messages(urls) == [] and issues(urls) == []
     rows = ledger_rows(db)
     assert sorted((r.action, r.account_id, r.state, r.attempts) for r in rows) == [

@@ -93,9 +93,7 @@ def alerts(urls: Any) -> list[str]:
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_text_summary_shows_the_refusal_and_the_alert_went_out(
-    portal: Any, tmp_path: Path
-) -> None:
+def test_text_summary_shows_the_refusal_and_the_alert_went_out(portal: Any, tmp_path: Path) -> None:
     result = run(tmp_path)
     assert result.exit_code == 0, result.output
     assert alerts(portal) == ["Acme is At-risk (23.0)"]

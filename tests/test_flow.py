@@ -164,13 +164,19 @@ def test_three_runs_trends_transitions_and_writebacks(
             (100.0, "new", None),
         ]
 
-    # nothing changed since: no property written, only the incremental pull's calls
+    # nothing changed since: no property written, only the setup check's and the pull's calls
     run_flow(playbook_path, db_url, DAY[2])  # settles the records the write-back touched
     clear_stats(sandbox)
     again = run_flow(playbook_path, db_url, DAY[2])
     assert again["pull_incremental"] is True
     assert (again["written_records"], again["writeback_calls"]) == (0, 0)
     calls = stats(sandbox)["calls"]
+    # the setup check (`check_setup`): the token's scopes, the companies' properties, once each
+    setup = {
+        "POST /oauth/v2/private-apps/get/access-token-info": 1,
+        "GET /crm/v3/properties/{objectType}": 1,
+    }
+    assert {k: calls.pop(k) for k in setup} == setup
     # the incremental pull: a last-modified search (nothing found), the owners and the
     # archived companies (`archived=true` list: deletions are seen every run)
     assert set(calls) == {
