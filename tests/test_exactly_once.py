@@ -150,7 +150,7 @@ POISON_SEED = {
     "slack_users": [],
     "jira_projects": [{"key": "RO", "name": "Read only", "can_create": False}],
 }
-SENDS = ("/rest/api/{version:int}/issue", "/rest/api/{version:int}/search", "/api/chat.")
+SENDS = ("/rest/api/{version}/issue", "/rest/api/{version}/search", "/api/chat.")
 
 
 def cli_run(playbook: str, db: str, as_of: str, *extra: str) -> Any:
@@ -179,6 +179,7 @@ def test_poison_actions_die_at_the_cap_and_show(
             stats = inspect(urls, "stats")["calls"]
             calls.append({k: n for k, n in stats.items() if any(p in k for p in SENDS)})
         assert messages(urls) == [] and issues(urls) == []
+    assert calls[0]["POST /rest/api/{version}/issue"] == 2  # the sends really were attempted
     rows = ledger_rows(db)
     assert sorted((r.action, r.account_id, r.state, r.attempts) for r in rows) == [
         ("Alert nowhere", "101", "dead", 5),
