@@ -147,11 +147,13 @@ class SetupCheck:
     settings: ActionSettings
     hubspot_token: str | None = None
     strict: bool = True
-    _connection: HubSpotConnection | None = None
-    _scopes: frozenset[str] | None = None
-    _definitions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    _slack: SlackSender | None = None
-    _jira: JiraSender | None = None
+    _connection: HubSpotConnection | None = field(default=None, init=False, repr=False)
+    _scopes: frozenset[str] | None = field(default=None, init=False, repr=False)
+    _definitions: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _slack: SlackSender | None = field(default=None, init=False, repr=False)
+    _jira: JiraSender | None = field(default=None, init=False, repr=False)
 
     # -- HubSpot
 
