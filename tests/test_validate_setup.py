@@ -77,23 +77,37 @@ def test_validate_without_source_reads_no_portal(tmp_path: Path) -> None:
 
 
 def test_two_playbooks_writing_the_same_properties_are_an_error(tmp_path: Path) -> None:
-    first = write(tmp_path, "a.yaml", READS.format(name="顧客の健全性", login="x"))
-    second = write(tmp_path, "b.yaml", READS.format(name="顧客の健全性", login="y"))
-    renamed = write(
+    first = write(tmp_path, "a.yaml", READS.format(name="Customer health", login="x"))
+    second = write(tmp_path, "b.yaml", READS.format(name="Customer-Health!", login="y"))
+    prefixed = write(
         tmp_path,
         "c.yaml",
-        READS.format(name="顧客の健全性", login="y") + "writeback: {prefix: churn_risk}\n",
+        READS.format(name="Renewal risk", login="y") + "writeback: {prefix: customer_health}\n",
     )
-    result = runner.invoke(app, ["validate", first, second])
+    result = runner.invoke(app, ["validate", first, second, prefixed])
     assert result.exit_code == 2, result.output
-    assert result.output.splitlines()[-3:] == [
-        f"{second}: writeback: the playbooks '顧客の健全性' ({first}) and '顧客の健全性' write "
-        "the same HubSpot properties on companies (p_c80bdfd6_score, p_c80bdfd6_status, "
-        "p_c80bdfd6_trend, ...)",
+    assert result.output.splitlines()[-7:-1] == [
+        f"{second}: writeback: the playbooks 'Customer health' ({first}) and "
+        "'Customer-Health!' write the same HubSpot properties on companies "
+        "(customer_health_score, customer_health_status, customer_health_trend, ...)",
         "    hint: give one of them its own names, e.g. `writeback: {prefix: churn_risk}`",
-        "1 problem found.",
+        f"{prefixed}: writeback: the playbooks 'Customer health' ({first}) and "
+        "'Renewal risk' write the same HubSpot properties on companies "
+        "(customer_health_score, customer_health_status, customer_health_trend, ...)",
+        "    hint: give one of them its own names, e.g. `writeback: {prefix: churn_risk}`",
+        f"{prefixed}: writeback: the playbooks 'Customer-Health!' ({second}) and "
+        "'Renewal risk' write the same HubSpot properties on companies "
+        "(customer_health_score, customer_health_status, customer_health_trend, ...)",
+        "    hint: give one of them its own names, e.g. `writeback: {prefix: churn_risk}`",
     ]
-    assert runner.invoke(app, ["validate", first, renamed]).exit_code == 0
+    assert result.output.splitlines()[-1] == "3 problems found."
+
+
+def test_non_latin_names_and_same_named_copies_do_not_clash(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.yaml", READS.format(name="顧客の健全性", login="x"))
+    second = write(tmp_path, "b.yaml", READS.format(name="解約リスク", login="y"))
+    copy = write(tmp_path, "c.yaml", READS.format(name="顧客の健全性", login="z"))
+    assert runner.invoke(app, ["validate", first, second, copy]).exit_code == 0
 
 
 def test_writeback_names_prefix_label_and_group(portal: Any) -> None:

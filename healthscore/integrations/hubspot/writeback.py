@@ -231,14 +231,16 @@ def name_clashes(playbooks: Sequence[Playbook]) -> list[str]:
     """One line per pair of playbooks whose write-back would share HubSpot properties.
 
     Two such playbooks overwrite each other's score on every run (the second's
-    0 At-risk replaces the first's 90 Healthy). Only the playbooks given are
+    0 At-risk replaces the first's 90 Healthy). Files with the same playbook name
+    are one playbook (a draft and its live copy share history and properties on
+    purpose), so only differently named ones clash. Only the playbooks given are
     compared: `validate a.yaml b.yaml`; a playbook already writing in the portal
     is found by `doctor`/`run` from the properties' descriptions (`owning_playbook`).
     """
     lines: list[str] = []
     for i, first in enumerate(playbooks):
         for second in playbooks[i + 1 :]:
-            if first.object != second.object:
+            if first.object != second.object or first.name == second.name:
                 continue
             shared = [n for n in writeback_properties(first) if n in writeback_properties(second)]
             if shared:
