@@ -35,6 +35,11 @@ TRIGGERS = {
     "status_is": "level: holds while the status is this label",
 }
 
+MAX_SEGMENTS = 5
+"""HubSpot's health score applies to up to five segments."""
+CUSTOM_OBJECT_PATTERN = r"^(2-[0-9]+|p[0-9]+_[A-Za-z0-9_]+)$"
+"""A custom object: its object type id (2-1234567) or fully qualified name (p1234_cars)."""
+
 _number = {"type": "number"}
 _text = {"type": "string"}
 
@@ -62,9 +67,30 @@ CONDITION = _obj(
             "description": "Compared value: a list for in/not_in, [lo, hi] for between, "
             "a number of days for date operators, none for known/unknown."
         },
+        "list": {
+            "type": "string",
+            "description": "A HubSpot list (its name, or its id when all digits): holds when "
+            "the record is a member (HubSpot's list membership criteria).",
+        },
+        "member": {
+            "type": "boolean",
+            "description": "With `list`: false holds for records that are not members "
+            "(default true).",
+        },
     },
-    ["property", "op"],
-    description="A condition on one property.",
+    description="A condition on one property ({property, op, value}) or a list membership "
+    "({list, member}).",
+    **{
+        "if": {"required": ["list"]},
+        "then": True,
+        "else": {
+            "properties": {
+                "property": {"description": "the CRM property the condition reads"},
+                "op": {"description": "the operator, e.g. eq, gte, in, known"},
+            },
+            "required": ["property", "op"],
+        },
+    },
 )
 CONDITIONS = {"type": "array", "items": {"$ref": "#/$defs/condition"}}
 
@@ -108,11 +134,16 @@ RULE = _obj(
         "description": _text,
         "when": {**CONDITIONS, "description": "Conditions (AND) for a property rule."},
         "points": {"type": "number", "description": "Points given (may be negative)."},
-        "property": {"type": "string", "description": "Property of a value map or scale."},
+        "property": {
+            "type": "string",
+            "description": "Property of a value map or scale; "
+            "on an event rule, the event property `points_each` scores.",
+        },
         "points_each": {
             "type": "object",
             "additionalProperties": {"type": "number"},
-            "description": "Points per value (case-insensitive); no match gives 0.",
+            "description": "Points per value (case-insensitive); no match gives 0. On an "
+            "event rule: points per matching occurrence by its `property` value.",
         },
         "scale": _obj(
             {
@@ -148,6 +179,13 @@ RULE = _obj(
         "aggregate": {
             "enum": ["sum", "avg", "min", "max"],
             "description": "How matching associated records combine (default sum).",
+        },
+        "label": {
+            "type": ["string", "array"],
+            "items": {"type": "string"},
+            "minItems": 1,
+            "description": "Association label(s) (e.g. Decision maker): only records "
+            "associated with one of these labels count.",
         },
     },
     description="One rule: property (when+points), value map (property+points_each), scale "
@@ -251,8 +289,23 @@ PLAYBOOK_SCHEMA: dict[str, Any] = {
         {
             "name": {"type": "string", "description": "Also the HubSpot property label prefix."},
             "description": _text,
-            "object": {"enum": ["companies", "contacts"], "description": "Scored object type."},
+            "object": {
+                "anyOf": [
+                    {"enum": ["companies", "contacts"]},
+                    {"type": "string", "pattern": CUSTOM_OBJECT_PATTERN},
+                ],
+                "description": "Scored object type: companies, contacts, or a custom object "
+                "(its object type id such as 2-1234567, or its fully qualified name).",
+            },
             "segment": {**CONDITIONS, "description": "Only accounts matching all are scored."},
+            "segments": {
+                "type": "array",
+                "items": {**CONDITIONS, "minItems": 1},
+                "minItems": 1,
+                "maxItems": MAX_SEGMENTS,
+                "description": f"Up to {MAX_SEGMENTS} condition lists: an account is scored "
+                "when it matches all conditions of any one (HubSpot's segments).",
+            },
             "derived": {
                 "type": "object",
                 "additionalProperties": {"type": "string"},

@@ -46,6 +46,7 @@ def build(
         description=data.get("description"),
         object=data.get("object", "companies"),
         segment=_conditions(data.get("segment")),
+        segments=tuple(_conditions(option) for option in data.get("segments") or []),
         derived=tuple(
             (str(name), parse_expression(str(src)))
             for name, src in (data.get("derived") or {}).items()
@@ -94,9 +95,15 @@ def _color(threshold: Mapping[str, Any]) -> str:
 
 
 def _conditions(items: list[Mapping[str, Any]] | None) -> tuple[Condition, ...]:
-    return tuple(
-        Condition(str(c["property"]), str(c["op"]), plain(c.get("value"))) for c in items or []
-    )
+    return tuple(_condition(c) for c in items or [])
+
+
+def _condition(data: Mapping[str, Any]) -> Condition:
+    if "list" in data:
+        return Condition(
+            "", "list", in_list=str(data["list"]).strip(), member=data.get("member", True)
+        )
+    return Condition(str(data["property"]), str(data["op"]), plain(data.get("value")))
 
 
 def _group(data: Mapping[str, Any]) -> Group:
@@ -157,9 +164,17 @@ def _rule(data: Mapping[str, Any]) -> Rule:
         ),
         associated=data.get("associated"),
         aggregate=data.get("aggregate", "sum"),
+        labels=_labels(data.get("label")),
         description=data.get("description"),
     )
     return Rule(**{**rule.__dict__, "name": data.get("name") or default_rule_name(rule)})
+
+
+def _labels(value: Any) -> tuple[str, ...]:
+    """`label: X` or `label: [X, Y]` as a tuple of labels (any one of them counts)."""
+    if value is None:
+        return ()
+    return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
 
 
 def default_rule_name(rule: Rule) -> str:
@@ -170,15 +185,18 @@ def default_rule_name(rule: Rule) -> str:
         return f"{rule.property} value"
     if rule.kind == "scale":
         return f"{rule.property} scale"
+    labelled = f" labelled {' or '.join(rule.labels)}" if rule.labels else ""
     if rule.kind == "event":
-        text = f"{rule.event}"
+        text = f"{rule.event}{labelled}"
+        if rule.points_each:
+            text += f" by {rule.property}"
         if rule.where:
             text += " where " + " and ".join(c.describe() for c in rule.where)
         if rule.within_days is not None:
             text += f" in last {show_value(rule.within_days)} days"
         return ("count of " if rule.frequency else "") + text
     what = rule.property or " and ".join(c.describe() for c in rule.when)
-    return f"{rule.associated} {what} ({rule.aggregate})"
+    return f"{rule.associated}{labelled} {what} ({rule.aggregate})"
 
 
 def _action(

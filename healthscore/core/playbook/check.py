@@ -95,6 +95,7 @@ class _Checker:
             return
         weighted = data.get("combine", "sum") == "weighted"
         self._conditions(data.get("segment"), ("segment",))
+        self._segments(data)
         derived = data.get("derived")
         if isinstance(derived, Mapping):
             for name, source in derived.items():
@@ -125,7 +126,44 @@ class _Checker:
                 if self.clean((*path, index)):
                     self._condition(condition, (*path, index))
 
+    def _segments(self, data: Mapping[str, Any]) -> None:
+        """`segments` (up to five alternatives, the schema counts them) or `segment`."""
+        segments = data.get("segments")
+        if "segment" in data and "segments" in data:
+            self.error(
+                ("segments",),
+                "a playbook has `segment` or `segments`, not both",
+                "move the `segment` conditions into one entry of `segments`",
+            )
+        if isinstance(segments, list):
+            for index, conditions in enumerate(segments):
+                self._conditions(conditions, ("segments", index))
+
+    def _list_condition(self, condition: Mapping[str, Any], path: Path_) -> None:
+        """`{list, member}`: nothing of a property condition beside it."""
+        for key in ("property", "op", "value"):
+            if key in condition:
+                self.error(
+                    (*path, key),
+                    f"`{key}` does not belong in a list condition",
+                    "a condition is either `{property, op, value}` or `{list: NAME}` "
+                    "(with `member: false` for non-members); write two conditions",
+                )
+        if not str(condition["list"]).strip():
+            self.error(
+                (*path, "list"), "needs a list name or id", "e.g. `list: Strategic accounts`"
+            )
+
     def _condition(self, condition: Mapping[str, Any], path: Path_) -> None:
+        if "list" in condition:
+            self._list_condition(condition, path)
+            return
+        if "member" in condition:
+            self.error(
+                (*path, "member"),
+                "`member` only goes with `list`",
+                "write `{list: Strategic accounts, member: false}`",
+            )
         op = condition["op"]
         has_value = "value" in condition
         value: Any = condition.get("value")
@@ -269,12 +307,24 @@ class _Checker:
 
     def _rule_event(self, rule: Mapping[str, Any], path: Path_) -> None:
         has_points, has_bands = "points" in rule, "frequency" in rule
-        if has_points == has_bands:
+        has_each = "points_each" in rule
+        if has_points + has_bands + has_each != 1:
             self.error(
                 path,
-                "an event rule needs exactly one of `points` (every time) or `frequency` (bands)",
-                "`points: 2` scores each meeting; `frequency:` scores the count once",
+                "an event rule needs exactly one of `points` (every time), `points_each` "
+                "(by a property's value) or `frequency` (bands)",
+                "`points: 2` scores each meeting; `property` + `points_each` scores each by "
+                "its value; `frequency:` scores the count once",
             )
+        if has_each != ("property" in rule):
+            self.error(
+                path,
+                "`points_each` on an event rule needs `property` (and `property` needs "
+                "`points_each`)",
+                "e.g. `property: hs_form_type` and `points_each: {contact_us: 2, newsletter: 1}`",
+            )
+        elif has_each and not rule["points_each"]:
+            self.error((*path, "points_each"), "needs at least one value: points")
         if has_bands:
             for key in ("decay", "limit"):
                 if key in rule:
@@ -354,7 +404,15 @@ class _Checker:
             if name in names:
                 self.error((*path, "name"), f"action `{name}` appears twice", "give each a `name`")
             names.add(name)
-        self._conditions(action.get("where"), (*path, "where"))
+        where = action.get("where")
+        self._conditions(where, (*path, "where"))
+        for index, condition in enumerate(where if isinstance(where, list) else []):
+            if isinstance(condition, Mapping) and "list" in condition:
+                self.error(
+                    (*path, "where", index, "list"),
+                    "an action's `where` reads the account's properties, not lists",
+                    "put the list condition in `segment` or in a rule's `when`",
+                )
         on_path = (*path, "on")
         trigger = action.get("on")
         if not isinstance(trigger, Mapping) or not self.clean(on_path):
@@ -406,9 +464,9 @@ _RULE_FIELDS: dict[str, set[str]] = {
     "scale": _COMMON_RULE_FIELDS | {"property", "scale"},
     "event": _COMMON_RULE_FIELDS
     | {"event", "where", "within_days", "timestamp_property", "points", "limit", "decay"}
-    | {"frequency"},
+    | {"frequency", "property", "points_each", "label"},
     "associated": _COMMON_RULE_FIELDS
-    | {"associated", "when", "points", "property", "points_each", "aggregate"},
+    | {"associated", "when", "points", "property", "points_each", "aggregate", "label"},
 }
 _KIND_NAMES = {
     "property": "a property rule (`when` + `points`)",

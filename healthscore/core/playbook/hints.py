@@ -90,8 +90,8 @@ _SYNONYMS = {
     "range": "between",
 }
 ENUM_HINTS: dict[Path_, str] = {
-    ("object",): "the scored records are companies or contacts; score deals through "
-    "their company with `event: deals` or `associated: deals`",
+    ("object",): "the scored records are companies, contacts or a custom object; score deals "
+    "through their company with `event: deals` or `associated: deals`",
 }
 
 

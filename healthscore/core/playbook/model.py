@@ -6,7 +6,7 @@ the trigger evaluation and the actions read these without re-checking.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,14 +27,22 @@ WINDOW_TRIGGERS = frozenset({"score_dropped_by", "score_rose_by"})
 
 @dataclass(frozen=True)
 class Condition:
+    """`{property, op, value}`, or a list-membership condition `{list, member}`:
+    `in_list` names a HubSpot list (its name, or its id when all digits) and the
+    condition holds when the record is (`member`, default) or is not a member."""
+
     property: str
     op: str
     value: Any = None
+    in_list: str | None = None
+    member: bool = True
 
     def as_tuple(self) -> tuple[str, str, Any]:
         return (self.property, self.op, self.value)
 
     def describe(self) -> str:
+        if self.in_list is not None:
+            return ("on" if self.member else "not on") + f" list {self.in_list}"
         if self.op in VALUELESS_OPERATORS:
             return f"{self.property} {self.op}"
         return f"{self.property} {self.op} {show_value(self.value)}"
@@ -87,6 +95,7 @@ class Rule:
     frequency: tuple[Band, ...] = ()
     associated: str | None = None
     aggregate: str = "sum"
+    labels: tuple[str, ...] = ()  # association labels the records must carry (any of them)
     description: str | None = None
 
 
@@ -165,6 +174,7 @@ class Playbook:
     object: str = "companies"
     description: str | None = None
     segment: tuple[Condition, ...] = ()
+    segments: tuple[tuple[Condition, ...], ...] = ()  # any one of them (HubSpot's 5 segments)
     derived: tuple[tuple[str, Expression], ...] = ()
     combine: str = "sum"
     thresholds: tuple[Threshold, ...] = ()  # highest `min` first
@@ -184,34 +194,74 @@ class Playbook:
                 return threshold
         return self.thresholds[-1]
 
+    def segment_options(self) -> tuple[tuple[Condition, ...], ...]:
+        """The segment as alternatives: an account is scored when one of them holds
+        (all of its conditions); `()` means every account is."""
+        if self.segments:
+            return self.segments
+        return (self.segment,) if self.segment else ()
+
+    def list_conditions(self) -> dict[str, set[str]]:
+        """`{object type: {list name or id}}`: the lists whose members the playbook reads
+        (conditions on the scored object, and `where`/`when` on events and records)."""
+        out: dict[str, set[str]] = {}
+        account = [c for option in self.segment_options() for c in option]
+        for group in self.groups:
+            for rule in group.rules:
+                if rule.kind in ("property", "value_map", "scale"):
+                    account.extend(rule.when)
+                else:
+                    kind = rule.event or rule.associated or ""
+                    for c in (*rule.where, *rule.when):
+                        if c.in_list is not None:
+                            out.setdefault(kind, set()).add(c.in_list)
+        for c in account:
+            if c.in_list is not None:
+                out.setdefault(self.object, set()).add(c.in_list)
+        return out
+
+    def labelled_types(self) -> set[str]:
+        """Object types whose association labels to the scored object a rule reads."""
+        return {
+            rule.event or rule.associated or ""
+            for group in self.groups
+            for rule in group.rules
+            if rule.labels
+        }
+
     def required_properties(self) -> dict[str, set[str]]:
         """Properties each object type must carry for this playbook: what a source pulls."""
         needs: dict[str, set[str]] = {self.object: set()}
         account = needs[self.object]
         derived_names = {name for name, _ in self.derived}
-        account.update(c.property for c in self.segment)
+        account.update(_properties(c for option in self.segment_options() for c in option))
         for _, expression in self.derived:
             account.update(expression.names - derived_names)
         for action in self.actions:
-            account.update(c.property for c in action.where)
+            account.update(_properties(action.where))
             for value in action.options.values():  # a property used only in a template
                 if isinstance(value, str):  # non-template text names no `account.x`
                     account.update(account_properties(value))
         for group in self.groups:
             for rule in group.rules:
                 if rule.kind in ("property", "value_map", "scale"):
-                    account.update(c.property for c in rule.when)
+                    account.update(_properties(rule.when))
                     if rule.property:
                         account.add(rule.property)
                     continue
                 other = needs.setdefault(rule.event or rule.associated or "", set())
-                other.update(c.property for c in (*rule.where, *rule.when))
+                other.update(_properties((*rule.where, *rule.when)))
                 if rule.property:
                     other.add(rule.property)
                 if rule.kind == "event":
                     other.update({rule.timestamp_property or "hs_timestamp", "createdate"})
         account -= derived_names
         return needs
+
+
+def _properties(conditions: Iterable[Condition]) -> set[str]:
+    """The properties conditions read (a list-membership condition reads none)."""
+    return {c.property for c in conditions if c.in_list is None}
 
 
 def show_value(value: Any) -> str:

@@ -80,13 +80,25 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
     if isinstance(schema, bool):  # `false` never happens in our schema
         yield path, error.message, None
         return
-    in_kind = list(error.absolute_schema_path)[-2:-1] == ["then"]
+    in_kind = (
+        list(error.absolute_schema_path)[-2:-1] == ["then"]
+        and isinstance(node, Mapping)
+        and "do" in node
+    )
     if keyword == "enum":
         options = [str(o) for o in schema["enum"]]
         yield (
             path,
             f"{show_value(node)} is not one of: {', '.join(options)}",
             did_you_mean(str(node), options) or ENUM_HINTS.get(path),
+        )
+    elif keyword == "anyOf" and path == ("object",):  # the only anyOf of the schema
+        yield (
+            path,
+            f"{show_value(node)} is not one of: companies, contacts, or a custom object "
+            "(its object type id such as 2-1234567, or its fully qualified name such as "
+            "p1234567_subscriptions)",
+            ENUM_HINTS.get(path),
         )
     elif keyword == "type":
         expected = schema["type"]
@@ -127,7 +139,8 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
         elif keyword == "minItems":
             yield path, f"must have at least {low} item{'s' if low > 1 else ''}", None
         else:
-            yield path, f"must have at most {high} items", None
+            hint = "HubSpot scores at most five segments" if path == ("segments",) else None
+            yield path, f"must have at most {high} items", hint
     elif keyword == "minimum":
         yield path, f"must be at least {schema['minimum']}, got {show_value(node)}", None
     elif keyword == "maximum":
