@@ -151,7 +151,7 @@ def plan_actions(
                     action.kind,
                     action.name,
                     synced,
-                    OBJECT_TYPE_IDS[playbook.object],
+                    OBJECT_TYPE_IDS.get(playbook.object, playbook.object),
                     frozenset(qualifying),
                 )
             )

@@ -274,7 +274,10 @@ def print_explanation(
         markup=False,
     )
     if not in_segment:
-        segment = " and ".join(c.describe() for c in book.segment)
+        segment = " or ".join(
+            "(" + " and ".join(c.describe() for c in option) + ")"
+            for option in book.segment_options()
+        )
         out.print(f"⚠ not in the segment ({segment}): `score` leaves it out.", markup=False)
     for name, _ in book.derived:
         out.print(f"derived {name} = {result.properties.get(name)}", markup=False)

@@ -61,9 +61,11 @@ class Scorer:
         accounts: Iterable[CrmRecord],
         related: Mapping[str, Mapping[str, Sequence[CrmRecord]]],
         as_of: datetime,
+        snapshot: CrmSnapshot | None = None,
     ) -> list[AccountScore]:
-        """Score `accounts` against an index `{type: {account id: [records]}}`."""
-        frame = CrmFrame.from_related(self.playbook.object, accounts, related)
+        """Score `accounts` against an index `{type: {account id: [records]}}`; `snapshot`
+        gives the lists a list-membership condition reads."""
+        frame = CrmFrame.from_related(self.playbook.object, accounts, related, snapshot)
         return self.score_frame(frame, as_of)
 
     def score_frame(self, frame: CrmFrame, as_of: datetime) -> list[AccountScore]:
@@ -76,7 +78,7 @@ class Scorer:
         """Score one account with every rule's inputs; also says if it is in the segment."""
         related = snapshot.related(self.playbook.object)
         mine = {kind: {record.id: by_id.get(record.id, [])} for kind, by_id in related.items()}
-        frame = CrmFrame.from_related(self.playbook.object, [record], mine)
+        frame = CrmFrame.from_related(self.playbook.object, [record], mine, snapshot)
         run = _Run(self.playbook, frame, as_of.timestamp(), detail=True)
         return bool(run.segment[0]), run.results(np.array([0]))[0]
 
@@ -109,7 +111,13 @@ class _Run:
                 values = build_expression(expression.source, _ArrayBuilder(self))
                 values = np.where(np.isfinite(values), values, np.nan)
             self.derived[name] = Column(pl.Series(name, values, dtype=pl.Float64).fill_nan(None))
-        self.segment = _all(self.size, [self.condition(self.prop, c) for c in playbook.segment])
+        self._members: dict[tuple[str, str], frozenset[str]] = {}
+        options = playbook.segment_options()
+        self.segment = np.ones(self.size, dtype=bool)
+        if options:  # any one of the segments (HubSpot's up to five), each an AND
+            self.segment = np.logical_or.reduce(
+                [_all(self.size, [self.account_condition(c) for c in o]) for o in options]
+            )
         self.rule_points: list[list[FloatArray]] = []
         self.explainers: list[list[Explainer | None]] = []
         for group in playbook.groups:
@@ -135,26 +143,56 @@ class _Run:
         """An account property as scoring sees it: derived values replace the CRM's."""
         return self.derived.get(name) or self.accounts.column(name)
 
-    def links(self, kind: str) -> tuple[IntArray, IntArray]:
+    def links(self, kind: str, labels: Sequence[str] = ()) -> tuple[IntArray, IntArray]:
         """The association edges of `kind` to this frame's accounts: (record row, account
-        key) per edge, in the order of `CrmSnapshot.related`'s lists."""
-        if kind not in self._links:
-            edges = self.frame.of(kind).links.get(self.playbook.object)
+        key) per edge, in the order of `CrmSnapshot.related`'s lists. With `labels`,
+        only the edges whose pair carries one of these association labels."""
+        key = kind if not labels else f"{kind}\x00" + "\x00".join(labels)
+        if key not in self._links:
+            records = self.frame.of(kind)
+            edges = records.links.get(self.playbook.object)
+            if edges is not None and labels:
+                labelled = records.labels.get(self.playbook.object)
+                if labelled is None:
+                    edges = edges.clear()
+                else:
+                    chosen = labelled.filter(pl.col("label").is_in(list(labels)))
+                    edges = edges.join(chosen.select("row", "to"), on=["row", "to"], how="semi")
             if kind == self.playbook.object or edges is None:
                 empty = np.zeros(0, dtype=np.int64)
-                self._links[kind] = (empty, empty)
+                self._links[key] = (empty, empty)
             else:
                 joined = edges.join(
                     self.keys, left_on="to", right_on="id", how="inner", maintain_order="left"
                 )
-                self._links[kind] = (
+                self._links[key] = (
                     joined.get_column("row").to_numpy(),
                     joined.get_column("key").to_numpy(),
                 )
-        return self._links[kind]
+        return self._links[key]
 
-    def condition(self, column_of: Callable[[str], Column], condition: Condition) -> BoolArray:
-        """One condition of conditions.py over a column, as a boolean per row."""
+    def members(self, kind: str, reference: str) -> frozenset[str]:
+        """The members of a list a condition names, looked up once a run."""
+        if (kind, reference) not in self._members:
+            self._members[(kind, reference)] = self.frame.members(kind, reference)
+        return self._members[(kind, reference)]
+
+    def account_condition(self, condition: Condition) -> BoolArray:
+        return self.condition(self.prop, condition, self.playbook.object, self.accounts)
+
+    def condition(
+        self,
+        column_of: Callable[[str], Column],
+        condition: Condition,
+        kind: str,
+        records: ObjectFrame,
+    ) -> BoolArray:
+        """One condition of conditions.py over a column, as a boolean per row; a list
+        condition over the record ids of `records` (of object type `kind`)."""
+        if condition.in_list is not None:
+            members = self.members(kind, condition.in_list)
+            held = records.ids.is_in(list(members)).to_numpy().astype(bool)
+            return held if condition.member else ~held
         column = column_of(condition.property)
         op, value = condition.op, condition.value
         with np.errstate(invalid="ignore"):
@@ -182,12 +220,14 @@ class _Run:
         if rule.kind == "associated":
             return self.associated_rule(rule)
         if rule.kind == "property":
-            matched = _all(self.size, [self.condition(self.prop, c) for c in rule.when])
+            matched = _all(self.size, [self.account_condition(c) for c in rule.when])
             points = np.where(matched, rule.points or 0.0, 0.0)
 
             def explain_property(row: int) -> dict[str, Any]:
                 props = self.account_props(row)
-                return {**self.seen(props, rule.when), "matched": bool(matched[row])}
+                record_id = str(self.accounts.ids[row])
+                seen = self.seen(props, rule.when, self.playbook.object, record_id)
+                return {**seen, "matched": bool(matched[row])}
 
             return points, explain_property
         prop = rule.property or ""
@@ -210,9 +250,15 @@ class _Run:
     def event_rule(self, rule: Rule) -> tuple[FloatArray, Explainer | None]:
         kind = rule.event or ""
         records = self.frame.of(kind)
-        rows, keys = self.links(kind)
+        rows, keys = self.links(kind, rule.labels)
         moment = _event_times(records, rule.timestamp_property)[rows]
-        where = _all(len(records), [self.condition(records.column, c) for c in rule.where])
+        where = _all(
+            len(records), [self.condition(records.column, c, kind, records) for c in rule.where]
+        )
+        valued = np.zeros(0)
+        if rule.points_each:  # score individually: an occurrence's points by its value
+            valued = self.mapped(records, rule)
+            where &= ~np.isnan(valued)
         window = rule.within_days * DAY_SECONDS if rule.within_days is not None else math.inf
         with np.errstate(invalid="ignore"):
             counted = (moment <= self.as_of) & (self.as_of - moment <= window) & where[rows]
@@ -227,7 +273,9 @@ class _Run:
             bands = np.array([b.points for b in rule.frequency] + [0.0])
             total = bands[band]
         else:
-            each = np.full(len(age), rule.points or 0.0)
+            each = (
+                valued[rows][counted] if rule.points_each else np.full(len(age), rule.points or 0.0)
+            )
             if rule.decay:
                 keep = 1.0 - rule.decay.percent / 100.0
                 steps = np.floor(age / (rule.decay.every_days * DAY_SECONDS))
@@ -251,10 +299,15 @@ class _Run:
                 inputs["band"] = rule.frequency[index].describe() if index >= 0 else None
             elif capped[key]:
                 inputs["capped_from"] = float(uncapped[key])
-            ids = records.ids.gather(rows[counted][mine]).to_list()
+            picked = rows[counted][mine]
+            ids = records.ids.gather(picked).to_list()
+            prop = rule.property or ""
+            shown = records.column(prop).values.gather(picked).to_list() if rule.points_each else []
             occurrences: list[dict[str, Any]] = []
             for index, days in enumerate((age[mine] / DAY_SECONDS).tolist()):
                 occurrence: dict[str, Any] = {"id": ids[index], "age_days": round(days, 2)}
+                if rule.points_each:
+                    occurrence[prop] = shown[index]
                 if not rule.frequency:
                     occurrence["points"] = float(each[mine][index])
                 occurrences.append(occurrence)
@@ -263,20 +316,27 @@ class _Run:
 
         return total[self.key], explain_event
 
+    @staticmethod
+    def mapped(records: ObjectFrame, rule: Rule) -> FloatArray:
+        """`points_each` of each record's `property` value; NaN where none matches."""
+        table = rule.points_each
+        return _floats(
+            records.column(rule.property or "").per_value(
+                lambda v: None if is_missing(v) else table.get(as_text(v)), pl.Float64
+            )
+        )
+
     def associated_rule(self, rule: Rule) -> tuple[FloatArray, Explainer | None]:
         kind = rule.associated or ""
         records = self.frame.of(kind)
-        rows, keys = self.links(kind)
+        rows, keys = self.links(kind, rule.labels)
         if rule.property is None:
-            holds = _all(len(records), [self.condition(records.column, c) for c in rule.when])
+            holds = _all(
+                len(records), [self.condition(records.column, c, kind, records) for c in rule.when]
+            )
             per_record = np.where(holds, rule.points or 0.0, np.nan)
         else:
-            table = rule.points_each
-            per_record = _floats(
-                records.column(rule.property).per_value(
-                    lambda v: None if is_missing(v) else table.get(as_text(v)), pl.Float64
-                )
-            )
+            per_record = self.mapped(records, rule)
         points = per_record[rows]
         matched = ~np.isnan(points)
         matched_keys, values = keys[matched], points[matched]
@@ -304,7 +364,7 @@ class _Run:
                     **(
                         {prop: r.properties.get(prop)}
                         if prop
-                        else self.seen(r.properties, rule.when)
+                        else self.seen(r.properties, rule.when, kind, r.id)
                     ),
                 }
                 for r in listed
@@ -333,9 +393,18 @@ class _Run:
             return properties
         return {**properties, **{n: c.values[row] for n, c in self.derived.items()}}
 
-    @staticmethod
-    def seen(props: Mapping[str, Any], conditions: Iterable[Condition]) -> dict[str, Any]:
-        return {c.property: props.get(c.property) for c in conditions}
+    def seen(
+        self, props: Mapping[str, Any], conditions: Iterable[Condition], kind: str, record_id: str
+    ) -> dict[str, Any]:
+        """What conditions saw: each property's value, and `list X: member` or `not a member`."""
+        return {
+            (f"list {c.in_list}" if c.in_list is not None else c.property): (
+                _membership(record_id in self.members(kind, c.in_list))
+                if c.in_list is not None
+                else props.get(c.property)
+            )
+            for c in conditions
+        }
 
     def results(self, rows: IntArray) -> list[AccountScore]:
         """`AccountScore`s of the given account rows, Python floats throughout. Without
@@ -462,6 +531,10 @@ _COMPARE: dict[str, Callable[[FloatArray, float], BoolArray]] = {
     "lt": np.less,
     "lte": np.less_equal,
 }
+
+
+def _membership(member: bool) -> str:
+    return "member" if member else "not a member"
 
 
 def _all(size: int, masks: list[BoolArray]) -> BoolArray:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from healthscore.core.crm import CrmRecord, CrmSnapshot
+from healthscore.core.crm import OBJECT_TYPE_IDS, CrmList, CrmRecord, CrmSnapshot, SnapshotError
 from healthscore.core.values import DAY_SECONDS, as_number, as_timestamp
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -138,6 +138,8 @@ class ObjectFrame:
         self.links = dict(links)
         self.records = records  # the row objects, when the frame was built from them
         self._columns: dict[str, Column] = {}
+        # per associated type, the labelled pairs: `row`, `to`, `label` (one per label)
+        self.labels: dict[str, pl.DataFrame] = {}
 
     def __len__(self) -> int:
         return self.table.height
@@ -185,7 +187,7 @@ class ObjectFrame:
                 rows, targets = links.setdefault(kind, ([], []))
                 rows.extend([row] * len(ids))
                 targets.extend(ids)
-        return cls(
+        frame = cls(
             table,
             {
                 kind: pl.DataFrame({"row": rows, "to": targets}, schema=_LINK_SCHEMA)
@@ -193,16 +195,64 @@ class ObjectFrame:
             },
             records,
         )
+        frame.labels = _label_tables(
+            (row, kind, to, record.labels_of(kind, to))
+            for row, record in enumerate(records)
+            for kind, by_id in record.labels.items()
+            for to in by_id
+        )
+        return frame
 
 
 _LINK_SCHEMA = {"row": pl.Int64, "to": pl.String}
+_LABEL_SCHEMA = {"row": pl.Int64, "to": pl.String, "label": pl.String}
+
+
+def _label_tables(pairs: Iterable[tuple[int, str, str, Sequence[str]]]) -> dict[str, pl.DataFrame]:
+    """`{associated type: (row, to, label) table}` of (row, type, to id, labels) pairs."""
+    columns: dict[str, tuple[list[int], list[str], list[str]]] = {}
+    for row, kind, to, labels in pairs:
+        rows, targets, names = columns.setdefault(kind, ([], [], []))
+        for label in labels:
+            rows.append(row)
+            targets.append(to)
+            names.append(label)
+    return {
+        kind: pl.DataFrame({"row": r, "to": t, "label": n}, schema=_LABEL_SCHEMA)
+        for kind, (r, t, n) in columns.items()
+    }
 
 
 class CrmFrame:
-    """A CRM snapshot held as columns: one `ObjectFrame` per object type."""
+    """A CRM snapshot held as columns: one `ObjectFrame` per object type, and the
+    snapshot's lists (`members` answers a list-membership condition)."""
 
-    def __init__(self, objects: Mapping[str, ObjectFrame]) -> None:
+    def __init__(
+        self, objects: Mapping[str, ObjectFrame], snapshot: CrmSnapshot | None = None
+    ) -> None:
         self.objects = dict(objects)
+        self.lists: Sequence[CrmList] = snapshot.lists if snapshot else ()
+        self.type_id: Callable[[str], str] = (
+            snapshot.type_id if snapshot else lambda kind: OBJECT_TYPE_IDS.get(kind, kind)
+        )
+
+    def members(self, object_type: str, reference: str) -> frozenset[str]:
+        """The ids of the list `reference` (id, or name on `object_type`'s lists).
+
+        Raises `SnapshotError` when the snapshot does not hold the list: a source
+        reads every list a playbook names (`Playbook.list_conditions`), so a missing
+        one is a snapshot written without it, or a list that does not exist.
+        """
+        type_id = self.type_id(object_type)
+        for candidate in self.lists:
+            if candidate.matches(reference, type_id):
+                return candidate.members
+        raise SnapshotError(
+            f"the playbook reads the list {reference!r} of {object_type} (object type "
+            f"{type_id}), which the CRM snapshot does not hold",
+            hint="check the list's name in HubSpot (Contacts > Lists), or add it to the "
+            'snapshot\'s "lists" (docs/snapshot.md)',
+        )
 
     def of(self, object_type: str) -> ObjectFrame:
         if object_type not in self.objects:
@@ -211,7 +261,9 @@ class CrmFrame:
 
     @classmethod
     def from_snapshot(cls, snapshot: CrmSnapshot) -> CrmFrame:
-        return cls({kind: ObjectFrame.from_records(r) for kind, r in snapshot.objects.items()})
+        return cls(
+            {kind: ObjectFrame.from_records(r) for kind, r in snapshot.objects.items()}, snapshot
+        )
 
     @classmethod
     def from_related(
@@ -219,10 +271,12 @@ class CrmFrame:
         account_object: str,
         accounts: Iterable[CrmRecord],
         related: Mapping[str, Mapping[str, Sequence[CrmRecord]]],
+        snapshot: CrmSnapshot | None = None,
     ) -> CrmFrame:
         """A frame of `accounts` and an index `{type: {account id: [records]}}` (what
         `CrmSnapshot.related` returns): each listed record becomes one row per
-        listing, linked to that account, so the accounts see exactly their lists."""
+        listing, linked to that account, so the accounts see exactly their lists.
+        `snapshot` gives the lists and custom object type ids, when read."""
         objects = {account_object: ObjectFrame.from_records(list(accounts))}
         for kind, by_account in related.items():
             rows: list[CrmRecord] = []
@@ -236,5 +290,10 @@ class CrmFrame:
                     {"row": range(len(rows)), "to": targets}, schema=_LINK_SCHEMA
                 )
             }
+            frame.labels = _label_tables(
+                (row, account_object, to, record.labels_of(account_object, to))
+                for row, (record, to) in enumerate(zip(rows, targets, strict=True))
+                if record.labels
+            )
             objects[kind] = frame
-        return cls(objects)
+        return cls(objects, snapshot)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from healthscore.core.conditions import OPERATORS
+from healthscore.core.crm import CUSTOM_OBJECT_PATTERN
 
 SCHEMA_URL = "https://healthscore.dev/schema/playbook.schema.json"
 
@@ -37,8 +38,6 @@ TRIGGERS = {
 
 MAX_SEGMENTS = 5
 """HubSpot's health score applies to up to five segments."""
-CUSTOM_OBJECT_PATTERN = r"^(2-[0-9]+|p[0-9]+_[A-Za-z0-9_]+)$"
-"""A custom object: its object type id (2-1234567) or fully qualified name (p1234_cars)."""
 
 _number = {"type": "number"}
 _text = {"type": "string"}
@@ -56,42 +55,42 @@ def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra:
     return schema
 
 
-CONDITION = _obj(
-    {
-        "property": {"type": "string", "description": "CRM property name (internal name)."},
-        "op": {
-            "enum": list(OPERATORS),
-            "description": "; ".join(f"{k}: {v}" for k, v in OPERATORS.items()),
-        },
-        "value": {
-            "description": "Compared value: a list for in/not_in, [lo, hi] for between, "
-            "a number of days for date operators, none for known/unknown."
-        },
-        "list": {
-            "type": "string",
-            "description": "A HubSpot list (its name, or its id when all digits): holds when "
-            "the record is a member (HubSpot's list membership criteria).",
-        },
-        "member": {
-            "type": "boolean",
-            "description": "With `list`: false holds for records that are not members "
-            "(default true).",
-        },
-    },
-    description="A condition on one property ({property, op, value}) or a list membership "
-    "({list, member}).",
-    **{
-        "if": {"required": ["list"]},
-        "then": True,
-        "else": {
-            "properties": {
-                "property": {"description": "the CRM property the condition reads"},
-                "op": {"description": "the operator, e.g. eq, gte, in, known"},
+CONDITION = {
+    **_obj(
+        {
+            "property": {"type": "string", "description": "CRM property name (internal name)."},
+            "op": {
+                "enum": list(OPERATORS),
+                "description": "; ".join(f"{k}: {v}" for k, v in OPERATORS.items()),
             },
-            "required": ["property", "op"],
+            "value": {
+                "description": "Compared value: a list for in/not_in, [lo, hi] for between, "
+                "a number of days for date operators, none for known/unknown."
+            },
+            "list": {
+                "type": "string",
+                "description": "A HubSpot list (its name, or its id when all digits): holds when "
+                "the record is a member (HubSpot's list membership criteria).",
+            },
+            "member": {
+                "type": "boolean",
+                "description": "With `list`: false holds for records that are not members "
+                "(default true).",
+            },
         },
+        description="A condition on one property ({property, op, value}) or a list membership "
+        "({list, member}).",
+    ),
+    "if": {"required": ["list"]},
+    "then": True,
+    "else": {
+        "properties": {
+            "property": {"description": "the CRM property the condition reads"},
+            "op": {"description": "the operator, e.g. eq, gte, in, known"},
+        },
+        "required": ["property", "op"],
     },
-)
+}
 CONDITIONS = {"type": "array", "items": {"$ref": "#/$defs/condition"}}
 
 DECAY = _obj(

@@ -15,6 +15,8 @@ collection (github.com/HubSpot/HubSpot-public-api-spec-collection, under
   narrowed to the read/write scopes of the `from` object type;
 - owners: `CRM/Crm Owners/Rollouts/146888/v3/crmOwners.json`;
 - lists: `CRM/Lists/Rollouts/144891/v3/lists.json` (writes need two scopes at once);
+- custom object schemas: `CRM/Schemas/Rollouts/145900/v3/schemas.json` (reads take
+  `crm.schemas.custom.read`);
 - account info: `Account/Account Info/Rollouts/144923/v3/accountInfo.json` (`oauth`,
   which every token carries).
 
@@ -160,7 +162,13 @@ _LISTS: dict[str, Alternatives] = {
     "PUT /crm/v3/lists/{listId}/memberships/add-and-remove": _LIST_WRITE,
     "GET /crm/v3/lists/records/{objectTypeId}/{recordId}/memberships": _LIST_READ,
 }
+_SCHEMA_READ = _one("crm.schemas.custom.read")
 _OTHER: dict[str, Alternatives] = {
+    **{
+        f"GET {base}{tail}": _SCHEMA_READ
+        for base in ("/crm/v3/schemas", "/crm-object-schemas/v3/schemas")
+        for tail in ("", "/{objectType}")
+    },
     "GET /crm/v3/owners": _one("automation", "crm.objects.owners.read"),
     "GET /crm/v3/owners/{ownerId}": _one("automation", "crm.objects.owners.read"),
     "GET /account-info/v3/details": _one(IMPLICIT_SCOPE),

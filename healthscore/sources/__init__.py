@@ -50,8 +50,8 @@ def load_snapshot(
     if kind == "file":
         if not argument:
             raise SourceError("file: needs a path, e.g. --source file:crm.json")
-        try:
-            return CrmSnapshot.load(Path(argument))
+        try:  # custom objects under the names the playbook uses
+            return CrmSnapshot.load(Path(argument)).named(playbook.required_properties())
         except SnapshotError as exc:
             raise SourceError(str(exc)) from None
     if kind == "csv":

@@ -38,7 +38,9 @@ class HubSpotList(ActionKind):
         options = occurrence.action.options
         payload = {
             "list": str(options["list"]),
-            "object_type_id": OBJECT_TYPE_IDS[occurrence.playbook.object],
+            "object_type_id": OBJECT_TYPE_IDS.get(
+                occurrence.playbook.object, occurrence.playbook.object
+            ),
             "sync": bool(options.get("sync")),
         }
         return payload, f"'{options['list']}'"

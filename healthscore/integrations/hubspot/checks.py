@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from healthscore.core.conditions import DATE_OPERATORS, NUMERIC_OPERATORS
+from healthscore.core.crm import is_custom_object
 from healthscore.core.playbook import Condition, Playbook
 from healthscore.integrations.hubspot.client import HubSpotConnection
 from healthscore.integrations.hubspot.writeback import owning_playbook, property_specs
@@ -34,6 +35,8 @@ def object_scope(object_type: str, access: str) -> str:
     """The scope HubSpot's spec names for reading (`read`) or writing (`write`) a type."""
     if object_type == "tickets":
         return "tickets"
+    if is_custom_object(object_type):  # Schemas/.../schemas.json and the objects API
+        return f"crm.objects.custom.{access}"
     if object_type in ENGAGEMENTS:
         return f"crm.objects.contacts.{access}"
     return f"crm.objects.{object_type}.{access}"
@@ -46,11 +49,15 @@ def needed_scopes(playbook: Playbook, *, writeback: bool = True) -> dict[str, st
         if object_type:
             needs.setdefault(object_scope(object_type, "read"), f"reading {object_type}")
     needs.setdefault("crm.objects.owners.read", "owner names and emails")
+    if playbook.list_conditions():
+        needs.setdefault("crm.lists.read", "list-membership conditions")
+    schemas = "custom" if is_custom_object(playbook.object) else playbook.object
+    if is_custom_object(playbook.object):
+        needs.setdefault("crm.schemas.custom.read", f"the custom object {playbook.object}")
     if playbook.writeback and writeback:
-        obj = playbook.object
-        needs.setdefault(object_scope(obj, "write"), "write-back")
-        needs.setdefault(f"crm.schemas.{obj}.read", "write-back (property definitions)")
-        needs.setdefault(f"crm.schemas.{obj}.write", "write-back (creating its properties)")
+        needs.setdefault(object_scope(playbook.object, "write"), "write-back")
+        needs.setdefault(f"crm.schemas.{schemas}.read", "write-back (property definitions)")
+        needs.setdefault(f"crm.schemas.{schemas}.write", "write-back (creating its properties)")
     for action in playbook.actions:
         if action.kind == "hubspot_list":
             needs.setdefault("crm.lists.read", f"action {action.name!r}")
@@ -97,8 +104,9 @@ def scope_problems(
 
 def _conditions(playbook: Playbook) -> Iterable[tuple[str, Condition]]:
     """(object type, condition) for every condition the playbook evaluates."""
-    for condition in playbook.segment:
-        yield playbook.object, condition
+    for option in playbook.segment_options():
+        for condition in option:
+            yield playbook.object, condition
     for action in playbook.actions:
         for condition in action.where:
             yield playbook.object, condition
@@ -136,6 +144,8 @@ def property_problems(
             problems.append(line + (f"; did you mean `{close[0]}`?" if close else ""))
     seen: set[tuple[str, str, str]] = set()
     for object_type, condition in _conditions(playbook):
+        if condition.in_list is not None:
+            continue
         definition = definitions.get(object_type, {}).get(condition.property)
         key = (object_type, condition.property, condition.op)
         if definition is None or key in seen:
