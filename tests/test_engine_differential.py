@@ -5,8 +5,10 @@ row-at-a-time engine it replaced lives on as the oracle (tests/oracle_scoring.py
 Hypothesis draws random valid playbooks over every rule kind, operator, aggregate,
 decay, limit, frequency band, derived value, group clamp and both combines, and
 random CRMs full of missing values, bad numbers, dates in every format (and
-garbage), future events and duplicated associations; every account's score,
-status, group points and rule points must be equal, bit for bit, and so must
+garbage), future events and duplicated associations, with list-membership conditions
+(by list name and id, members and non-members), up to five segments, association
+labels on event and associated rules and event value maps ("score individually");
+every account's score, status, group points and rule points must be equal, bit for bit, and so must
 `explain`'s inputs.
 """
 
@@ -24,7 +26,7 @@ from oracle_scoring import RowScorer
 from test_properties import near, values
 
 from healthscore.core.conditions import OPERATORS
-from healthscore.core.crm import CrmRecord, CrmSnapshot
+from healthscore.core.crm import OBJECT_TYPE_IDS, CrmList, CrmRecord, CrmSnapshot
 from healthscore.core.frame import Column
 from healthscore.core.playbook import Playbook, parse_playbook
 from healthscore.core.results import AccountScore
@@ -42,6 +44,8 @@ EVENT_TYPES = ["meetings", "calls"]
 EVENT_PROPS = ["hs_timestamp", "createdate", "t2", "kind", "x"]
 RELATED_TYPES = ["contacts", "deals"]
 RELATED_PROPS = ["kind", "x", "y"]
+LIST_NAMES = ["L0", "L1"]  # one list of each name per object type, by name or list id
+LABELS = ["Decision maker", "Billing", "Champion"]
 VOCABULARY = ["a", "B", " b ", "3", "3.0", "5", "-2.5", "10", "0.1", "ä", "SS", "ß"]
 
 POINTS = st.sampled_from([0, 1, -1, 3, -4, 0.5, 2.25, 0.1, 0.2, -0.3, 7.5, 1e-3, 1 / 3])
@@ -57,6 +61,12 @@ SETTINGS = settings(
 
 @st.composite
 def conditions(draw: st.DrawFn, props: list[str]) -> dict[str, Any]:
+    if draw(st.integers(0, 5)) == 0:  # a list-membership condition
+        reference = draw(st.sampled_from([*LIST_NAMES, "l0"]))
+        membership: dict[str, Any] = {"list": reference}
+        if draw(st.booleans()):
+            membership["member"] = draw(st.booleans())
+        return membership
     op = draw(st.sampled_from(sorted(OPERATORS)))
     condition: dict[str, Any] = {"property": draw(st.sampled_from(props)), "op": op}
     if op in ("eq", "neq", "contains"):
@@ -98,8 +108,10 @@ def rules(draw: st.DrawFn, account_props: list[str]) -> dict[str, Any]:
             rule["property"] = draw(st.sampled_from(RELATED_PROPS))
             rule["points_each"] = draw(table)
         rule["aggregate"] = draw(st.sampled_from(["sum", "avg", "min", "max"]))
+        _maybe_labels(draw, rule)
         return rule
     rule = {"event": draw(st.sampled_from([*EVENT_TYPES, "contacts", "companies"]))}
+    _maybe_labels(draw, rule)
     if draw(st.booleans()):
         rule["where"] = draw(st.lists(conditions(EVENT_PROPS), min_size=1, max_size=2))
     if draw(st.booleans()):
@@ -119,7 +131,11 @@ def rules(draw: st.DrawFn, account_props: list[str]) -> dict[str, Any]:
             bands[-1]["points"] = draw(POINTS)
         rule["frequency"] = bands
         return rule
-    rule["points"] = draw(POINTS)
+    if draw(st.integers(0, 2)) == 0:  # score individually on an event property
+        rule["property"] = draw(st.sampled_from(["kind", "x"]))
+        rule["points_each"] = draw(table)
+    else:
+        rule["points"] = draw(POINTS)
     if draw(st.booleans()):
         rule["limit"] = draw(st.sampled_from([0, 1, 2.5, 8, 0.3]))
     if draw(st.booleans()):
@@ -128,6 +144,12 @@ def rules(draw: st.DrawFn, account_props: list[str]) -> dict[str, Any]:
             "every_days": draw(st.sampled_from([1, 7, 30, 0.5, 2.75])),
         }
     return rule
+
+
+def _maybe_labels(draw: st.DrawFn, rule: dict[str, Any]) -> None:
+    if draw(st.integers(0, 2)) == 0:
+        labels = draw(st.lists(st.sampled_from(LABELS), min_size=1, max_size=2, unique=True))
+        rule["label"] = labels[0] if len(labels) == 1 and draw(st.booleans()) else labels
 
 
 @st.composite
@@ -158,6 +180,12 @@ def playbooks(draw: st.DrawFn) -> Playbook:
         book["derived"] = derived
     if draw(st.booleans()):
         book["segment"] = draw(st.lists(conditions(account_props), min_size=1, max_size=2))
+    elif draw(st.booleans()):  # HubSpot's segments: any one of up to five
+        book["segments"] = draw(
+            st.lists(
+                st.lists(conditions(account_props), min_size=1, max_size=2), min_size=1, max_size=5
+            )
+        )
     if draw(st.booleans()):
         book["thresholds"] = [
             {"min": 5, "label": "Healthy"},
@@ -182,16 +210,29 @@ def crms(draw: st.DrawFn) -> tuple[CrmSnapshot, datetime]:
         ids.append(ids[0])  # a duplicated account id
     targets = st.lists(st.sampled_from([*ids, "404"]), max_size=3)  # repeats too
 
+    label_sets = st.lists(st.sampled_from(LABELS), max_size=2, unique=True)
+
     def record(index: int, names: list[str], linked: bool) -> CrmRecord:
         props = {n: draw(value) for n in names if draw(st.integers(0, 3))}
         links = {"companies": draw(targets)} if linked else {}
-        return CrmRecord(str(index), props, links)
+        labels = {"companies": {i: draw(label_sets) for i in links.get("companies", [])}}
+        return CrmRecord(str(index), props, links, labels if linked else {})
 
     objects = {"companies": [record(int(i), [*ACCOUNT_PROPS, "name"], False) for i in ids]}
     for kind in EVENT_TYPES + RELATED_TYPES:
         names = EVENT_PROPS if kind in EVENT_TYPES else RELATED_PROPS
         objects[kind] = [record(100 + i, names, True) for i in range(draw(st.integers(0, 8)))]
-    return CrmSnapshot(objects=objects), as_of
+    lists = [  # "l0" names list L0 of the contacts by its id; ids of every type may be members
+        CrmList(
+            name=name,
+            object_type_id=OBJECT_TYPE_IDS[kind],
+            members=frozenset(draw(st.lists(st.sampled_from([*ids, *map(str, range(100, 108))])))),
+            list_id="l0" if (name, kind) == ("L0", "contacts") else None,
+        )
+        for kind in ["companies", *EVENT_TYPES, *RELATED_TYPES]
+        for name in LIST_NAMES
+    ]
+    return CrmSnapshot(objects=objects, lists=lists), as_of
 
 
 def _same(a: float, b: float) -> bool:
