@@ -34,6 +34,16 @@ so 10,000 companies with 4 related types cost about 47 calls plus a batch read p
 recycle bin keeps its old modification date; the periodic full pull (the flow's
 `full_pull_every_days`, default 7) brings it back.
 
+What a playbook reads beside records, on every pull (full or incremental, since list
+memberships and labels change no modification date): each list a list-membership
+condition names, once per list (`GET /crm/v3/lists/object-type-id/{objectTypeId}/name/
+{listName}`, or `GET /crm/v3/lists/{listId}` for an id, then `GET /crm/v3/lists/{listId}/
+memberships` 250 a page with `after`; hubspot-api-client `hubspot/crm/lists/api/
+lists_api.py` and `memberships_api.py`), plus one `GET /crm-object-schemas/v3/schemas/
+{objectType}` (`hubspot/crm/schemas/api/core_api.py`) for each custom object type read,
+which gives its object type id; association labels come with the v4 association read
+(`associationTypes[].label`) at no extra call.
+
 Every call goes through `HubSpotConnection.call`, which holds the rate limits;
 retries with backoff (honouring Retry-After) live in the client's urllib3 Retry.
 """
@@ -43,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +69,14 @@ from hubspot.crm.objects.models import (
     SimplePublicObjectId,
 )
 
-from healthscore.core.crm import CrmRecord, CrmSnapshot, Owner, association_ids
+from healthscore.core.crm import (
+    CrmList,
+    CrmRecord,
+    CrmSnapshot,
+    Owner,
+    association_ids,
+    is_custom_object,
+)
 from healthscore.core.playbook import Playbook
 from healthscore.errors import SourceError
 from healthscore.integrations import Progress, ensure_reachable
@@ -76,6 +93,7 @@ ASSOCIATION_BATCH = 1_000
 SEARCH_PAGE = 200
 SEARCH_CAP = 10_000
 OWNER_PAGE = 500
+MEMBERSHIP_PAGE = 250  # memberships_api.get_page: "The maximum `limit` is 250."
 MERGED_IDS = "hs_merged_object_ids"
 
 ACCOUNT_PROPERTIES = {
@@ -137,8 +155,12 @@ def pull(
     needs: a playbook that now reads another property needs a full pull.
     """
     needs = _properties_needed(playbook, extra_properties)
-    signature = hashlib.sha256(json.dumps(needs, sort_keys=True).encode()).hexdigest()[:16]
     puller = _Puller(connection, playbook.object, needs, progress)
+    if is_custom_object(playbook.object):  # its name is its primary display property
+        shown = puller.schema(playbook.object).get("primaryDisplayProperty")
+        if shown and shown not in needs[playbook.object]:
+            needs[playbook.object] = sorted([*needs[playbook.object], str(shown)])
+    signature = hashlib.sha256(json.dumps(needs, sort_keys=True).encode()).hexdigest()[:16]
     started = datetime.now(UTC)
     if previous is None or since is None:
         reason = "no cached snapshot"
@@ -147,13 +169,26 @@ def pull(
     else:
         try:
             snapshot, changed = puller.incremental(previous, since - connection.clock_margin)
+            snapshot = _with_lists(puller, playbook, snapshot)
             reason = f"changes since {since.isoformat(timespec='seconds')}"
             return PullResult(snapshot, started, True, signature, puller.calls, changed, reason)
         except SearchCapReached as exc:
             reason = f"more than {SEARCH_CAP:,} changed {exc} since the last pull"
-    snapshot = puller.full()
+    snapshot = _with_lists(puller, playbook, puller.full())
     changed = {kind: len(records) for kind, records in snapshot.objects.items()}
     return PullResult(snapshot, started, False, signature, puller.calls, changed, reason)
+
+
+def _with_lists(puller: _Puller, playbook: Playbook, snapshot: CrmSnapshot) -> CrmSnapshot:
+    """The snapshot with the custom object schemas and the lists the playbook reads."""
+    schemas = [puller.schema(kind) for kind in puller.needs if is_custom_object(kind)]
+    with_schemas = replace(snapshot, schemas=schemas)
+    lists = [
+        puller.list_members(reference, with_schemas.type_id(kind))
+        for kind, references in sorted(playbook.list_conditions().items())
+        for reference in sorted(references)
+    ]
+    return replace(with_schemas, lists=lists)
 
 
 def _properties_needed(
@@ -182,6 +217,10 @@ class _Puller:
         self.needs = needs
         self.progress = progress
         self.calls = 0
+        # association labels read with the associations: {type: {record id: {account id:
+        # [labels]}}} (the labels of the account -> record association types)
+        self.labels: dict[str, dict[str, dict[str, list[str]]]] = {}
+        self.schemas: dict[str, dict[str, Any]] = {}  # custom object types, by the name used
 
     def call(self, function: Any, *args: Any, search: bool = False, **kwargs: Any) -> Any:
         self.calls += 1
@@ -256,10 +295,14 @@ class _Puller:
                 to_type,
                 batch_input_public_fetch_associations_batch_request=request,
             )
+            labels = self.labels.setdefault(to_type, {})
             for result in response.results or []:
                 source_id = str(result._from.id)
                 for target in result.to or []:
                     linked.setdefault(str(target.to_object_id), []).append(source_id)
+                    named = _labels(target)
+                    if named:
+                        labels.setdefault(str(target.to_object_id), {})[source_id] = named
                 after = _next_after(result)
                 if after is not None:
                     pending.append((source_id, after))
@@ -288,11 +331,81 @@ class _Puller:
                         record_id,
                         _properties(item.properties, properties),
                         {self.account_type: _pairs(links.get(record_id, []))},
+                        self.labels_of(object_type, record_id),
                     )
                 )
             self.report(object_type, len(records), len(ids))
         records.sort(key=lambda r: _numeric_first(r.id))
         return records
+
+    def labels_of(self, object_type: str, record_id: str) -> dict[str, dict[str, list[str]]]:
+        """A record's association labels to the accounts, as the v4 read gave them."""
+        mine = self.labels.get(object_type, {}).get(record_id)
+        return {self.account_type: mine} if mine else {}
+
+    # ------------------------------------------------------------ lists and schemas
+
+    def schema(self, object_type: str) -> dict[str, Any]:
+        """A custom object type's schema (`GET /crm-object-schemas/v3/schemas/{objectType}`),
+        read once a pull: its names, object type id and primary display property, as a
+        snapshot's `schemas` entry holds them."""
+        if object_type in self.schemas:
+            return self.schemas[object_type]
+        try:
+            found = self.call(self.connection.client.crm.schemas.core_api.get_by_id, object_type)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                raise SourceError(
+                    f"HubSpot has no custom object {object_type!r}",
+                    hint="use its object type id (Settings > Objects > Custom objects, e.g. "
+                    "2-1234567) or its fully qualified name (p<portal id>_<name>)",
+                ) from None
+            raise
+        self.schemas[object_type] = {
+            "name": found.name,
+            "objectTypeId": found.object_type_id,
+            "fullyQualifiedName": found.fully_qualified_name,
+            "primaryDisplayProperty": found.primary_display_property,
+        }
+        return self.schemas[object_type]
+
+    def list_members(self, reference: str, object_type_id: str) -> CrmList:
+        """A list and its members, once a run: found by id (all digits) or by name on
+        the object type, then every page of its memberships (`after`, 250 a page)."""
+        lists = self.connection.client.crm.lists
+        try:
+            if reference.isdigit():
+                found = self.call(lists.lists_api.get_by_id, reference).list
+            else:
+                found = self.call(lists.lists_api.get_by_name, reference, object_type_id).list
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                raise SourceError(
+                    f"HubSpot has no list {reference!r} of object type {object_type_id}",
+                    hint="a list condition names a list of the records it reads (the scored "
+                    "object's lists in `segment`/`when`); check its name in HubSpot > Lists",
+                ) from None
+            raise
+        members: list[str] = []
+        after: str | None = None
+        while True:
+            page = self.call(
+                lists.memberships_api.get_page,
+                found.list_id,
+                limit=MEMBERSHIP_PAGE,
+                **_after(after),
+            )
+            members.extend(str(m.record_id) for m in page.results or [])
+            self.report(f"list {found.name}", len(members), page.total)
+            after = _next_after(page)
+            if after is None:
+                break
+        return CrmList(
+            name=str(found.name),
+            object_type_id=str(found.object_type_id),
+            members=frozenset(members),
+            list_id=str(found.list_id),
+        )
 
     # ------------------------------------------------------------ incremental pull
 
@@ -331,7 +444,12 @@ class _Puller:
                     known[record.id] = record
             missing = {i: ids for i, ids in links.items() if i not in known}
             records = [
-                CrmRecord(r.id, r.properties, {self.account_type: _pairs(links[r.id])})
+                CrmRecord(
+                    r.id,
+                    r.properties,
+                    {self.account_type: _pairs(links[r.id])},
+                    self.labels_of(object_type, r.id),
+                )
                 for r in known.values()
             ]
             records.extend(self.records_by_id(object_type, missing))
@@ -411,6 +529,12 @@ class _Puller:
 def _pairs(account_ids: Iterable[str]) -> list[str]:
     """A record's accounts: each record->account pair once (`association_ids`), in id order."""
     return sorted(association_ids(account_ids), key=_numeric_first)
+
+
+def _labels(target: Any) -> list[str]:
+    """The labels of one v4 association entry (`associationTypes[].label`, set ones)."""
+    labels = [t.label for t in target.association_types or [] if t.label]
+    return list(dict.fromkeys(str(label) for label in labels))
 
 
 def _merged_ids(values: Mapping[str, Any] | None) -> set[str]:
