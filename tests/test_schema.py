@@ -109,7 +109,7 @@ STRUCTURAL = {
     "10_unknown_operator.yaml": ("segment/0/op", "'equals' is not one of"),
     "23_duplicate_threshold_label.yaml": ("thresholds/2/color", "'purple' is not one of"),
     "27_action_unknown_do.yaml": ("actions/0/do", "'email' is not one of"),
-    "32_object_decay_every_run.yaml": ("object", "'deals' is not one of"),
+    "32_object_decay_every_run.yaml": ("object", "'deals' is not valid under any of"),
     "33_mixed_structure_and_meaning.yaml": (
         "groups/1/rules/0/within_days",
         "'90' is not of type 'number'",

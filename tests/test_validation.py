@@ -149,6 +149,21 @@ EXPECTED: dict[str, list[Expected]] = {
         (14, "groups[1].rules[0].within_days", "must be a number", "quotes"),
         (16, "thresholds", "do not cover 0", None),
     ],
+    "34_segments_and_lists.yaml": [
+        (4, "segments", "at most 5 items", "five segments"),
+        (4, "segments", "`segment` or `segments`, not both", "one entry of `segments`"),
+        (5, "segments[0][0].op", "`op` does not belong in a list condition", "member: false"),
+        (6, "segments[1][0].member", "`member` only goes with `list`", "list:"),
+        (14, "groups[0].rules[0].when[0].list", "needs a list name or id", None),
+        (19, "actions[0].where[0].list", "an action's `where` reads the account's", "segment"),
+    ],
+    "35_labels_and_event_values.yaml": [
+        (2, "object", "2-abc is not one of", "custom object"),
+        (6, "groups[0].rules[0]", "`points_each` on an event rule needs `property`", None),
+        (9, "groups[0].rules[1]", "exactly one of `points` (every time), `points_each`", None),
+        (16, "groups[0].rules[2].label", "must be text or a list, not the number 5", None),
+        (21, "groups[0].rules[3].label", "at least 1 item", None),
+    ],
 }
 
 runner = CliRunner()
