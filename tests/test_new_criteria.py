@@ -11,6 +11,8 @@ schemas); both must print exactly the expected numbers, worked out below by hand
 from __future__ import annotations
 
 import json
+import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +312,80 @@ def test_a_list_is_read_once_a_run_every_page_of_it(tmp_path: Path) -> None:
     assert [(s["id"], s["score"]) for s in scored] == [("102", 1.0)]
     list_calls = {k: v for k, v in calls.items() if "/lists" in k}
     assert sum(list_calls.values()) == 4, calls
+
+
+def test_an_incremental_pull_rereads_lists_and_labels(tmp_path: Path) -> None:
+    """Joining a list or labelling an association changes no record's modification date,
+    so the incremental pull reads both again: its scores are the full pull's."""
+    from hubspot import HubSpot
+
+    from healthscore.actions import load_playbook
+    from healthscore.core.scoring import Scorer
+    from healthscore.integrations.hubspot.pull import pull
+    from tests.test_hubspot_source import fast_connection
+
+    playbook_path = tmp_path / "p.yaml"
+    playbook_path.write_text(
+        LISTS_AND_SEGMENTS.replace("points: 3", "points: 3\n" + LABELS.split("rules:\n", 1)[1])
+    )
+    playbook = load_playbook(playbook_path)
+    moment = datetime.fromisoformat(AS_OF)
+
+    def scores(snapshot: Any) -> dict[str, float]:
+        return {s.id: s.score for s in Scorer(playbook).score_snapshot(snapshot, moment)}
+
+    with running_sandbox(SEED, rate_limit=100_000) as urls:
+        connection = fast_connection(urls.hubspot_url)
+        first = pull(playbook, connection)
+        # 101: 8 (lists) + 8 + 26 + 6.5 (labels); 102: 3 + 0; 103 .. 105 as before
+        assert scores(first.snapshot) == {
+            "101": 48.5,
+            "102": 3.0,
+            "103": 5.0,
+            "104": 3.0,
+            "105": 3.0,
+        }
+        client = HubSpot(access_token="test-token", host=urls.hubspot_url)
+        client.crm.lists.memberships_api.add("900", ["101"])  # on churn watch: -3
+        client.crm.associations.v4.basic_api.create(  # 203 (detractor) a decision maker
+            "contacts",
+            "203",
+            "companies",
+            "101",
+            [{"associationCategory": "USER_DEFINED", "associationTypeId": _label_id(client)}],
+        )
+        later = pull(
+            playbook,
+            connection,
+            previous=first.snapshot,
+            since=first.pulled_at,
+            previous_signature=first.signature,
+        )
+        full = pull(playbook, connection)
+    assert later.incremental
+    # 101: 5 (strategic only) + (10 + 6 + 0) / 3 + (10 + 6 + 0 + 10) + 6.5, summed exactly
+    expected = math.fsum([5, 16 / 3, 26, 6.5])
+    assert scores(later.snapshot) == scores(full.snapshot)
+    assert scores(later.snapshot)["101"] == expected
+
+
+def _label_id(client: Any) -> int:
+    labels = client.crm.associations.v4.schema.definitions_api.get_all("contacts", "companies")
+    return next(t.type_id for t in labels.results if t.label == "Decision maker")
+
+
+def test_the_scopes_a_playbook_with_lists_and_a_custom_object_needs(tmp_path: Path) -> None:
+    from healthscore.actions import load_playbook
+    from healthscore.integrations.hubspot.checks import needed_scopes
+
+    path = tmp_path / "p.yaml"
+    path.write_text(CUSTOM_OBJECT)
+    assert sorted(needed_scopes(load_playbook(path))) == [
+        "crm.lists.read",
+        "crm.objects.contacts.read",
+        "crm.objects.custom.read",
+        "crm.objects.custom.write",
+        "crm.objects.owners.read",
+        "crm.schemas.custom.read",
+        "crm.schemas.custom.write",
+    ]

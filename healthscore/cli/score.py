@@ -311,6 +311,9 @@ def _describe_inputs(inputs: Mapping[str, Any]) -> str:
         if key == "occurrences":
             parts.extend(
                 f"  {o['id']}: {o['age_days']:g} days old"
+                + "".join(  # the value an event value map scored
+                    f", {k}={v!r}" for k, v in o.items() if k not in ("id", "age_days", "points")
+                )
                 + (f" → {round2(o['points']):g}" if "points" in o else "")
                 for o in value[:10]
             )

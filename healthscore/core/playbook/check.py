@@ -321,7 +321,7 @@ class _Checker:
                 path,
                 "`points_each` on an event rule needs `property` (and `property` needs "
                 "`points_each`)",
-                "e.g. `property: hs_form_type` and `points_each: {contact_us: 2, newsletter: 1}`",
+                "e.g. `property: hs_activity_type` and `points_each: {QBR: 4, Check-in: 1}`",
             )
         elif has_each and not rule["points_each"]:
             self.error((*path, "points_each"), "needs at least one value: points")
