@@ -18,10 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
+from hubspot import HubSpot
 from typer.testing import CliRunner
 
+from healthscore.actions import load_playbook
 from healthscore.cli import app
+from healthscore.core.scoring import Scorer
+from healthscore.integrations.hubspot.checks import needed_scopes
+from healthscore.integrations.hubspot.pull import pull
 from healthscore.sandbox import running_sandbox
+from tests.test_hubspot_source import fast_connection
 
 AS_OF = "2026-11-01T00:00:00Z"
 
@@ -317,13 +323,6 @@ def test_a_list_is_read_once_a_run_every_page_of_it(tmp_path: Path) -> None:
 def test_an_incremental_pull_rereads_lists_and_labels(tmp_path: Path) -> None:
     """Joining a list or labelling an association changes no record's modification date,
     so the incremental pull reads both again: its scores are the full pull's."""
-    from hubspot import HubSpot
-
-    from healthscore.actions import load_playbook
-    from healthscore.core.scoring import Scorer
-    from healthscore.integrations.hubspot.pull import pull
-    from tests.test_hubspot_source import fast_connection
-
     playbook_path = tmp_path / "p.yaml"
     playbook_path.write_text(
         LISTS_AND_SEGMENTS.replace("points: 3", "points: 3\n" + LABELS.split("rules:\n", 1)[1])
@@ -375,9 +374,6 @@ def _label_id(client: Any) -> int:
 
 
 def test_the_scopes_a_playbook_with_lists_and_a_custom_object_needs(tmp_path: Path) -> None:
-    from healthscore.actions import load_playbook
-    from healthscore.integrations.hubspot.checks import needed_scopes
-
     path = tmp_path / "p.yaml"
     path.write_text(CUSTOM_OBJECT)
     assert sorted(needed_scopes(load_playbook(path))) == [
@@ -389,3 +385,16 @@ def test_the_scopes_a_playbook_with_lists_and_a_custom_object_needs(tmp_path: Pa
         "crm.schemas.custom.read",
         "crm.schemas.custom.write",
     ]
+
+
+def test_a_list_the_snapshot_lacks_is_an_error_naming_it(tmp_path: Path) -> None:
+    snapshot = tmp_path / "crm.json"
+    snapshot.write_text(json.dumps(SEED))
+    playbook = tmp_path / "p.yaml"
+    playbook.write_text(LISTS_AND_SEGMENTS.replace("Strategic accounts", "Strategic"))
+    args = ["score", "-p", str(playbook), "-s", f"file:{snapshot}", "--as-of", AS_OF]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "lists the CRM snapshot does not hold: 'Strategic' (companies, object type 0-2)" in (
+        " ".join(result.output.split())
+    )

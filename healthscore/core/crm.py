@@ -181,6 +181,23 @@ class CrmSnapshot:
                 return schema
         return None
 
+    def check_lists(self, wanted: Mapping[str, Iterable[str]]) -> None:
+        """Raise `SnapshotError` naming each list of `{object type: {name or id}}` (what
+        `Playbook.list_conditions` returns) that the snapshot does not hold."""
+        missing = [
+            f"{reference!r} ({kind}, object type {self.type_id(kind)})"
+            for kind, references in sorted(wanted.items())
+            for reference in sorted(references)
+            if not any(lst.matches(reference, self.type_id(kind)) for lst in self.lists)
+        ]
+        if missing:
+            raise SnapshotError(
+                "the playbook reads lists the CRM snapshot does not hold: "
+                + ", ".join(missing)
+                + '; add them to the snapshot\'s "lists" with their members '
+                "(docs/snapshot.md), or pull with --source hubspot, which reads them"
+            )
+
     def named(self, names: Iterable[str]) -> CrmSnapshot:
         """This snapshot with each custom object type keyed by the name a playbook uses.
 

@@ -249,9 +249,7 @@ class CrmFrame:
                 return candidate.members
         raise SnapshotError(
             f"the playbook reads the list {reference!r} of {object_type} (object type "
-            f"{type_id}), which the CRM snapshot does not hold",
-            hint="check the list's name in HubSpot (Contacts > Lists), or add it to the "
-            'snapshot\'s "lists" (docs/snapshot.md)',
+            f"{type_id}), which the CRM snapshot does not hold (docs/snapshot.md, `lists`)"
         )
 
     def of(self, object_type: str) -> ObjectFrame:

@@ -51,7 +51,9 @@ def load_snapshot(
         if not argument:
             raise SourceError("file: needs a path, e.g. --source file:crm.json")
         try:  # custom objects under the names the playbook uses
-            return CrmSnapshot.load(Path(argument)).named(playbook.required_properties())
+            snapshot = CrmSnapshot.load(Path(argument)).named(playbook.required_properties())
+            snapshot.check_lists(playbook.list_conditions())
+            return snapshot
         except SnapshotError as exc:
             raise SourceError(str(exc)) from None
     if kind == "csv":
@@ -61,7 +63,12 @@ def load_snapshot(
             raise SourceError("csv: needs a path, e.g. --source csv:customers.csv")
         from healthscore.playbooks import find_bundled
 
-        return load_csv(find_bundled(argument), object_type=playbook.object, id_column=id_column)
+        table = load_csv(find_bundled(argument), object_type=playbook.object, id_column=id_column)
+        try:  # a table holds no lists: a list condition cannot be answered from it
+            table.check_lists(playbook.list_conditions())
+        except SnapshotError as exc:
+            raise SourceError(str(exc)) from None
+        return table
     if kind in ("hubspot", "sandbox") and not argument:
         from healthscore.integrations.hubspot.pull import pull_snapshot
 

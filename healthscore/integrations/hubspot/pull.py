@@ -356,9 +356,9 @@ class _Puller:
         except Exception as exc:
             if getattr(exc, "status", None) == 404:
                 raise SourceError(
-                    f"HubSpot has no custom object {object_type!r}",
-                    hint="use its object type id (Settings > Objects > Custom objects, e.g. "
-                    "2-1234567) or its fully qualified name (p<portal id>_<name>)",
+                    f"HubSpot has no custom object {object_type!r}: use its object type id "
+                    "(Settings > Objects > Custom objects, e.g. 2-1234567) or its fully "
+                    "qualified name (p<portal id>_<name>)"
                 ) from None
             raise
         self.schemas[object_type] = {
@@ -381,9 +381,9 @@ class _Puller:
         except Exception as exc:
             if getattr(exc, "status", None) == 404:
                 raise SourceError(
-                    f"HubSpot has no list {reference!r} of object type {object_type_id}",
-                    hint="a list condition names a list of the records it reads (the scored "
-                    "object's lists in `segment`/`when`); check its name in HubSpot > Lists",
+                    f"HubSpot has no list {reference!r} of object type {object_type_id}: a "
+                    "list condition names a list of the records it reads (the scored "
+                    "object's in `segment` and `when`); check its name in HubSpot > Lists"
                 ) from None
             raise
         members: list[str] = []
