@@ -398,3 +398,29 @@ def test_a_list_the_snapshot_lacks_is_an_error_naming_it(tmp_path: Path) -> None
     assert "lists the CRM snapshot does not hold: 'Strategic' (companies, object type 0-2)" in (
         " ".join(result.output.split())
     )
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_run_scores_a_custom_object_and_writes_back_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole flow on a custom object: pulled through the generic objects API, its
+    list read, scores written back through its batch update (`/crm/v3/objects/{type}`)."""
+    from flows.score_accounts import score_accounts
+
+    playbook = tmp_path / "subscriptions.yaml"
+    playbook.write_text(CUSTOM_OBJECT)
+    with running_sandbox(SEED) as urls:
+        monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
+        score_accounts(
+            str(playbook), source="sandbox", as_of=AS_OF, db_url=f"sqlite:///{tmp_path}/h.db"
+        )
+        client = HubSpot(access_token="test-token", host=urls.hubspot_url)
+        page = client.crm.objects.basic_api.get_page(
+            "2-1234567", properties=["subscriptions_score", "subscriptions_status"]
+        )
+    written = {
+        r.id: (r.properties["subscriptions_score"], r.properties["subscriptions_status"])
+        for r in page.results
+    }
+    assert written == {"301": ("22", "At-risk"), "302": ("12", "At-risk")}

@@ -29,9 +29,13 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
-from healthscore.core.crm import CrmSnapshot
+import hubspot.crm.objects as hubspot_objects
+
+from healthscore.core.crm import CrmSnapshot, is_custom_object
 from healthscore.core.playbook import Playbook
 from healthscore.core.scoring import round2
 from healthscore.core.text import ascii_fold
@@ -567,7 +571,12 @@ def _create_or_exists(connection: HubSpotConnection, create: Any, *args: Any) ->
 
 
 def _batch_api(connection: HubSpotConnection, object_type: str) -> tuple[Any, Any]:
-    """The object type's own batch API and its model module (companies, contacts)."""
+    """The object type's own batch API and its model module (companies, contacts); a
+    custom object's is the generic objects API (`POST /crm/v3/objects/{objectType}/
+    batch/update`, hubspot-api-client `hubspot/crm/objects/api/batch_api.py`)."""
+    if is_custom_object(object_type):
+        generic = connection.client.crm.objects.batch_api
+        return SimpleNamespace(update=partial(generic.update, object_type)), hubspot_objects
     api = getattr(connection.client.crm, object_type).batch_api
     models = importlib.import_module(f"hubspot.crm.{object_type}")
     return api, models
