@@ -18,6 +18,12 @@ tests/test_engine_differential.py), because:
   total stays below 2**53 of them), and `_exact_row_sums` checks each addition with
   Knuth's TwoSum; any other account falls back to `math.fsum` itself.
 
+A list-membership condition is the record ids' membership of the snapshot's list
+(read once a run, `CrmFrame.members`); `segments` are an OR of ANDs; a rule's `label`
+keeps the association edges whose pair carries one of its labels (`ObjectFrame.labels`)
+before anything else; an event value map scores each occurrence by its value, then
+decays and caps like `points`.
+
 `explain` runs this same engine on a one-account frame and reads each rule's inputs
 (what it saw, which records matched, each occurrence's age and points) off the
 arrays that gave the points.
