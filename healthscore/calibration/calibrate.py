@@ -427,6 +427,7 @@ def calibrate(
             c=c,
             penalty=penalty,
             shares=shares,
+            snapshot=snapshot,
         )
         report.suggested, suggested_scores = fitter.run(
             folds, schema_ref=schema_ref, source_label=source_label
@@ -665,6 +666,7 @@ class _Fitter:
         c: float,
         penalty: str,
         shares: Mapping[str, float] | None,
+        snapshot: CrmSnapshot | None = None,
     ) -> None:
         if penalty not in ("l1", "l2"):
             raise CalibrationError(f"penalty {penalty!r}: use l1 or l2")
@@ -673,6 +675,7 @@ class _Fitter:
         self.playbook = playbook
         self.scores = scores
         self.related = related
+        self.snapshot = snapshot  # its lists, for list conditions of the copied segment
         self.labels = labels
         self.outcome = outcome
         self.as_of = as_of
@@ -775,7 +778,10 @@ class _Fitter:
         playbook = book if isinstance(book, Playbook) else self.render(book)
         records = (CrmRecord(self.scores[i].id, dict(self.rows[i])) for i in which)
         scored = [
-            s.score for s in Scorer(playbook).score_records(records, self.related, self.as_of)
+            s.score
+            for s in Scorer(playbook).score_records(
+                records, self.related, self.as_of, self.snapshot
+            )
         ]
         if len(scored) != len(which):  # the segment is copied, so it cannot differ
             raise AssertionError("the suggested playbook left accounts out of its segment")
@@ -875,6 +881,11 @@ class _Fitter:
         if self.playbook.segment:
             lines.append("segment:")
             lines.extend(f"  - {_flow(_condition(c))}" for c in self.playbook.segment)
+        if self.playbook.segments:
+            lines.append("segments:")
+            lines.extend(
+                f"  - {_flow([_condition(c) for c in option])}" for option in self.playbook.segments
+            )
         if self.playbook.derived:
             lines.append("derived:")
             lines.extend(f"  {name}: {_flow(e.source)}" for name, e in self.playbook.derived)
@@ -1005,6 +1016,8 @@ def _band(band: Band, points: int) -> dict[str, Any]:
 
 
 def _condition(condition: Condition) -> dict[str, Any]:
+    if condition.in_list is not None:
+        return {"list": condition.in_list, "member": condition.member}
     out: dict[str, Any] = {"property": condition.property, "op": condition.op}
     if condition.value is not None:
         out["value"] = condition.value
