@@ -179,9 +179,13 @@ def _tsv_cell(cell: str) -> str:
     return " ".join(cell.replace("\t", " ").splitlines())
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """`error: <message>` on stderr, then exit `code`; the message is never read as markup."""
-    err.print(Text.assemble(("error:", "bold red"), " ", message))
+def fail(message: str | BaseException, code: int = 2) -> NoReturn:
+    """`error: <message>` on stderr (and `hint: <hint>` when the error carries one, as
+    `UserError` does), then exit `code`; the text is never read as markup."""
+    err.print(Text.assemble(("error:", "bold red"), " ", str(message)))
+    hint = getattr(message, "hint", "")
+    if hint and hint not in str(message):
+        err.print(Text.assemble(("hint:", "bold"), " ", hint))
     raise typer.Exit(code)
 
 
@@ -197,7 +201,7 @@ def user_errors() -> Iterator[None]:
         err.print(f"{count} problem{'s' if count != 1 else ''} found.", markup=False)
         raise typer.Exit(2) from None
     except (SourceError, SnapshotError, Unreachable) as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 def as_of_or_fail(value: str | None) -> datetime:
@@ -230,7 +234,7 @@ def run_errors() -> Iterator[None]:
     try:
         yield
     except (StoreError, HubSpotConfigError, WritebackError, UserError) as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 def playbook_name(value: str | None) -> str | None:
