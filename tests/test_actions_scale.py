@@ -267,3 +267,72 @@ def test_an_unknown_group_is_a_validation_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"{path}:10" in result.output + result.stderr
     assert "group" in result.output + result.stderr
+
+
+GROUPED = """
+name: Grouped health
+object: companies
+writeback: false
+groups:
+  - name: Usage
+    rules:
+      - {property: usage, scale: {from: [0, 100], to: [0, 100]}}
+actions:
+  - name: CSM digest
+    on: {status_is: At-risk}
+    do: slack
+    to: owner
+    group: owner
+    fallback_channel: "#cs-alerts"
+    message: "usage {{ account.usage }}"
+"""
+
+
+def grouped_seed() -> dict[str, Any]:
+    """ana owns 4 companies (3 at risk), bo 3 (2 at risk), cy 2 (1), di 1 (1, no Slack)."""
+    usage = {"ana": [10, 20, 30, 95], "bo": [15, 25, 90], "cy": [5, 99], "di": [12]}
+    companies = [
+        {
+            "id": f"{100 * (i + 1) + n}",
+            "properties": {
+                "name": f"{owner.title()} Co {n}",
+                "usage": str(value),
+                "hubspot_owner_id": str(i + 1),
+            },
+        }
+        for i, owner in enumerate(OWNERS)
+        for n, value in enumerate(usage[owner])
+    ]
+    return {**seed(), "companies": companies}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_first_run_with_enroll_existing_sends_one_message_per_csm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.score_accounts import score_accounts
+
+    path = tmp_path / "grouped.yaml"
+    path.write_text(GROUPED, encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    with running_sandbox(grouped_seed(), slack_channel_rate=1.0) as urls:
+        monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
+        summary = score_accounts(
+            str(path), source="sandbox", as_of=AS_OF.isoformat(), db_url=db, enroll_existing=True
+        )
+        assert summary["actions"]["sent"] == 3 + 2 + 1 + 1  # one ledger row per account
+        by_channel = {
+            m["channel_name"]: [
+                k.split("|")[2] for k in m["metadata"]["event_payload"]["ledger_keys"]
+            ]
+            for m in posted(urls)
+        }
+        assert by_channel == {
+            "@U00000ANA": ["100", "101", "102"],
+            "@U000000BO": ["200", "201"],
+            "@U000000CY": ["300"],
+            "cs-alerts": ["400"],
+        }
+        # the same run again: every occurrence is in the ledger already, nothing is sent
+        again = score_accounts(str(path), source="sandbox", as_of=AS_OF.isoformat(), db_url=db)
+        assert again["actions"]["sent"] == 0 and len(posted(urls)) == 4

@@ -165,7 +165,7 @@ class Slack(ActionKind):
                     done(entry, None, error)
                 else:
                     external: dict[str, Any] = {"channel": channel, "ts": ts, "where": where}
-                    if len(post.keys) > 1:
+                    if post.grouped:
                         external["grouped"] = len(post.keys)
                     done(entry, (f"{channel}/{ts}", external), None)
 
@@ -234,9 +234,8 @@ class Slack(ActionKind):
                     [str(e.payload["line"]) for e, _, _ in chunk],
                     [str(e.payload.get("name") or e.account_id) for e, _, _ in chunk],
                 )
-                post = Post(
-                    channel, cap(text, SLACK_TEXT_LIMIT), blocks, tuple(e.key for e, _, _ in chunk)
-                )
+                keys = tuple(e.key for e, _, _ in chunk)
+                post = Post(channel, cap(text, SLACK_TEXT_LIMIT), blocks, keys, grouped=True)
                 posts.append(post)
                 rows[id(post)] = chunk
         return posts, rows

@@ -90,12 +90,14 @@ class LookupCache(Protocol):
 
 @dataclass(frozen=True)
 class Post:
-    """One message to send: where, what, and the ledger keys it stands for (metadata)."""
+    """One message to send: where, what, and the ledger keys it stands for (metadata:
+    `ledger_keys` when `grouped`, else the one `ledger_key`)."""
 
     channel: str
     text: str
     blocks: Sequence[Mapping[str, Any]]
     keys: tuple[str, ...]
+    grouped: bool = False
 
 
 class SlackActionError(VendorError):
@@ -469,8 +471,7 @@ class SlackSender:
         `workers` threads taking the channel that is due first. A message that
         met a 429 (slack_sdk waited `Retry-After` and sent it again) pushes its
         channel's next message a full interval past its end. Returns when every
-        post is done. A post of one key carries `ledger_key` in its metadata,
-        one of several keys `ledger_keys`.
+        post is done.
         """
         queues: dict[str, deque[Post]] = {}
         for post in posts:
@@ -495,7 +496,7 @@ class SlackSender:
             while (post := next_post()) is not None:
                 start = time.monotonic()
                 try:
-                    key: str | tuple[str, ...] = post.keys[0] if len(post.keys) == 1 else post.keys
+                    key: str | tuple[str, ...] = post.keys if post.grouped else post.keys[0]
                     ts: str | None = self.post(
                         post.channel, {"text": post.text, "blocks": post.blocks}, key
                     )
