@@ -1,12 +1,15 @@
 """Slack dispatch at scale: a first run with `--enroll-existing`, per account and `group: owner`.
 
-    .venv/bin/python benchmarks/bench_actions.py [--companies 10000] [--channel-rate 1]
+    .venv/bin/python benchmarks/bench_actions.py [--companies 10000] [--messages 3600]
+        [--channel-rate 1]
 
 A deterministic CRM (seed 7, the default playbook's sample data: 167 CSMs at 10k
-companies) is scored with the default playbook, whose "Alert CSM on at-risk"
-Slack action is kept alone; the actions of an enrolling first run are planned
-as the flow plans them (every account already At-risk fires) and recorded in a
-fresh SQLite ledger. Then the real dispatcher sends them with the product's
+companies) is scored with the default playbook, whose actions are replaced by one
+Slack action to the owner firing `score_below` the threshold that makes about
+`--messages` accounts fire (3,600 at 10k: the first run the issue measured; 0 keeps
+the default playbook's "Alert CSM on at-risk", 2,031 at 10k). The actions of an
+enrolling first run are planned as the flow plans them and recorded in a fresh
+SQLite ledger. Then the real dispatcher sends them with the product's
 Slack client to the sandbox, which enforces chat.postMessage's per-channel
 limit (`--channel-rate` a second after a burst of 3, HTTP 429 + Retry-After).
 
@@ -51,8 +54,8 @@ from healthscore.sandbox import running_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = """actions:
-  - name: Alert CSM on at-risk
-    on: {status_changed_to: At-risk}
+  - name: Alert CSM
+    on: {TRIGGER}
     do: slack
     to: owner
     fallback_channel: "#cs-alerts"
@@ -61,16 +64,24 @@ ACTION = """actions:
 TIER3_PER_MINUTE = 50
 
 
-def playbook_file(folder: Path, group: bool) -> Path:
+def playbook_file(folder: Path, group: bool, trigger: str) -> Path:
     text = (ROOT / "playbooks" / "default.yaml").read_text(encoding="utf-8")
     head = text[: text.index("\nactions:")]
-    action = ACTION + ("    group: owner\n" if group else "")
+    action = ACTION.replace("{TRIGGER}", trigger) + ("    group: owner\n" if group else "")
     path = folder / ("grouped.yaml" if group else "single.yaml")
     path.write_text(f"{head}\n{action}", encoding="utf-8")
     return path
 
 
-def planned(data: dict[str, Any], snapshot: CrmSnapshot, path: Path) -> list[PendingAction]:
+def threshold(snapshot: CrmSnapshot, path: Path, messages: int) -> float:
+    """The `score_below` value under which about `messages` accounts score (ties included)."""
+    playbook = load_playbook(path)
+    scores = Scorer(playbook).score_snapshot(snapshot, DEFAULT_AS_OF)
+    rounded = sorted(c.rounded for c in compare(scores, Baseline(), playbook.trend.flat_band))
+    return float(rounded[min(messages, len(rounded) - 1)])
+
+
+def planned(snapshot: CrmSnapshot, path: Path) -> list[PendingAction]:
     playbook = load_playbook(path)
     scores = Scorer(playbook).score_snapshot(snapshot, DEFAULT_AS_OF)
     comparisons = compare(scores, Baseline(), playbook.trend.flat_band)
@@ -140,6 +151,7 @@ def run_mode(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--companies", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=3600)
     parser.add_argument("--channel-rate", type=float, default=1.0)
     args = parser.parse_args()
     data = generate_snapshot(args.companies, seed=7)
@@ -151,8 +163,13 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        trigger = "status_changed_to: At-risk"
+        if args.messages:
+            below = threshold(snapshot, playbook_file(folder, False, trigger), args.messages)
+            trigger = f"score_below: {below:g}"
+        print(f"trigger: {trigger}")
         for group in (False, True):
-            actions = planned(data, snapshot, playbook_file(folder, group))
+            actions = planned(snapshot, playbook_file(folder, group, trigger))
             label = "group: owner" if group else "one per account"
             run_mode(label, actions, seed, args.channel_rate, folder)
 

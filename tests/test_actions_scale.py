@@ -336,3 +336,21 @@ def test_a_first_run_with_enroll_existing_sends_one_message_per_csm(
         # the same run again: every occurrence is in the ledger already, nothing is sent
         again = score_accounts(str(path), source="sandbox", as_of=AS_OF.isoformat(), db_url=db)
         assert again["actions"]["sent"] == 0 and len(posted(urls)) == 4
+
+
+def test_a_cached_dm_that_slack_no_longer_knows_is_forgotten_and_looked_up_again(
+    db_url: str, slack: SandboxUrls
+) -> None:
+    with open_store(db_url) as store:
+        # last week's run cached ana's DM as a channel that is gone from the workspace now
+        StoreLookupCache(store.engine).save(
+            "T0SANDBOX", {("user", "ana@example.com"): "U00000ANA", ("dm", "U00000ANA"): "DGONE"}
+        )
+    record(db_url, [row("ana", "a1")])
+    counts, errors, _, lookups = dispatch(db_url, slack, cache=True)
+    assert (counts.sent, counts.failed, lookups) == (0, 1, 0)
+    assert errors[0].endswith("'error': 'channel_not_found'}")
+    counts, errors, _, lookups = dispatch(db_url, slack, cache=True)
+    assert (counts.sent, counts.reconciled, errors) == (1, 0, [])
+    assert lookups == 2  # the email and the DM, asked again
+    assert [m["channel"] for m in posted(slack)] == ["D00000ANA"]
