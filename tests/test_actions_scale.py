@@ -8,6 +8,10 @@ Times are never asserted here (benchmarks/bench_actions.py measures them).
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -354,3 +358,48 @@ def test_a_cached_dm_that_slack_no_longer_knows_is_forgotten_and_looked_up_again
     assert (counts.sent, counts.reconciled, errors) == (1, 0, [])
     assert lookups == 2  # the email and the DM, asked again
     assert [m["channel"] for m in posted(slack)] == ["D00000ANA"]
+
+
+HEALTHSCORE = str(Path(sys.executable).parent / "healthscore")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize(("rate", "answers"), [("1", [200, 200, 200, 429]), ("0", [200] * 4)])
+def test_the_sandbox_command_sets_slacks_per_channel_limit(rate: str, answers: list[int]) -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [HEALTHSCORE, "sandbox", "--port", str(port), "--slack-channel-rate", rate],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _listening(port):
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.2)
+        got = []
+        for i in range(4):  # one channel, at once: a burst of 3, then the limit
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/api/chat.postMessage",
+                headers={"Authorization": "Bearer xoxb-any"},
+                json={"channel": "#cs-alerts", "text": f"message {i}"},
+                timeout=10,
+            )
+            got.append(response.status_code)
+        assert got == answers
+        if rate == "1":
+            assert response.headers["Retry-After"] == "1"
+            assert response.json() == {"ok": False, "error": "ratelimited"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -471,7 +471,8 @@ class SlackSender:
         `workers` threads taking the channel that is due first. A message that
         met a 429 (slack_sdk waited `Retry-After` and sent it again) pushes its
         channel's next message a full interval past its end. Returns when every
-        post is done.
+        post is done; an exception `done` raised is raised again then (the others still
+        went out: they were claimed, and the ledger reconciles them).
         """
         queues: dict[str, deque[Post]] = {}
         for post in posts:
@@ -480,6 +481,7 @@ class SlackSender:
         heap = [(0.0, order, channel) for order, channel in enumerate(queues)]
         heapq.heapify(heap)
         ready = threading.Condition()
+        broken: list[BaseException] = []
 
         def next_post() -> Post | None:
             with ready:
@@ -504,7 +506,10 @@ class SlackSender:
                 except Exception as exc:  # reported to the caller, who records it on the row
                     ts, error = None, exc
                 end = time.monotonic()
-                done(post, ts, error)
+                try:
+                    done(post, ts, error)
+                except BaseException as exc:  # the caller's own failure (its database): re-raised
+                    broken.append(exc)
                 with ready:
                     if queues[post.channel]:
                         base = start if end - start < interval else end
@@ -520,3 +525,5 @@ class SlackSender:
             thread.start()
         for thread in threads:
             thread.join()
+        if broken:
+            raise broken[0]
