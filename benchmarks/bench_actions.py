@@ -67,7 +67,7 @@ TIER3_PER_MINUTE = 50
 def playbook_file(folder: Path, group: bool, trigger: str) -> Path:
     text = (ROOT / "playbooks" / "default.yaml").read_text(encoding="utf-8")
     head = text[: text.index("\nactions:")]
-    action = ACTION.replace("{TRIGGER}", trigger) + ("    group: owner\n" if group else "")
+    action = ACTION.replace("TRIGGER", trigger) + ("    group: owner\n" if group else "")
     path = folder / ("grouped.yaml" if group else "single.yaml")
     path.write_text(f"{head}\n{action}", encoding="utf-8")
     return path
@@ -130,6 +130,7 @@ def run_mode(
         stats = httpx.get(f"{urls.base_url}/_sandbox/stats", timeout=30).json()
         per_channel = Counter(m["channel"] for m in urls.state.slack.messages)
     busiest = max(per_channel.values())
+    dms = [n for channel, n in per_channel.items() if channel.startswith("D")]
     floor = busiest / rate
     print(
         f"{label:>18}: {len(actions):>6} rows -> {sum(per_channel.values()):>5} messages in "
@@ -137,6 +138,10 @@ def run_mode(
         f"{rate:g}/s; dispatch {wall:6.1f} s = {wall / floor:4.2f}x; sent {counts.sent}, "
         f"failed {counts.failed}, 429s {stats['rate_limited']}, ledger commits {len(commits)}, "
         f"lookups during dispatch {sender.lookups_made}"
+    )
+    print(
+        f"{'':>20}DMs: {len(dms)} CSMs, {min(dms)} to {max(dms)} messages each; the rest "
+        f"to the fallback channel (accounts without a CSM in Slack)"
     )
     for problem in errors[:5]:
         print(f"{'':>20}error: {problem}")

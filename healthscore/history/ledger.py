@@ -3,9 +3,11 @@
 Why an outbox: a Slack message or a Jira issue cannot be rolled back, so the
 decision "this action is due" is committed first, together with the run's
 snapshots (`insert_pending` runs inside `HistoryStore.record_run`'s
-transaction), and the sending happens after, row by row. The UNIQUE key
-(playbook, action, account, occurrence) makes a re-run of the same as-of insert
-nothing new; a row leaves `pending`/`failed` only by being sent.
+transaction), and the sending happens after: rows are claimed and their
+outcomes written a batch at a time (`claim_many`, `record`), one transaction per
+batch. The UNIQUE key (playbook, action, account, occurrence) makes a re-run of
+the same as-of insert nothing new; a row leaves `pending`/`failed` only by being
+sent.
 
 States: `pending` (recorded, never tried), `attempting` (claimed: a vendor call
 may be in flight or may have happened before a crash), `sent`, `failed` (the

@@ -146,6 +146,8 @@ class Slack(ActionKind):
         return max(per_channel.values(), default=0) / CHANNEL_RATE
 
     def send_all(self, client: SlackSender, entries: Sequence[LedgerEntry], done: Done) -> None:
+        """Resolve every row's channel, reconcile the rows attempted before, then post the
+        rest (grouped per owner where asked) concurrently across channels (module doc)."""
         routed: list[tuple[LedgerEntry, str, str]] = []
         for entry in entries:
             try:

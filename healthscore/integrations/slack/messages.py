@@ -467,32 +467,38 @@ class SlackSender:
         each channel at most `channel_rate` messages a second; `done(post, ts, error)`
         after each (from a worker thread; `error` None when it was posted).
 
-        A scheduler: a heap of channels by the time their next message may go,
-        `workers` threads taking the channel that is due first. A message that
-        met a 429 (slack_sdk waited `Retry-After` and sent it again) pushes its
-        channel's next message a full interval past its end. Returns when every
-        post is done; an exception `done` raised is raised again then (the others still
+        A scheduler: channels wait in a heap by the time their next message may
+        go; of the channels due, the one with the most messages left goes first
+        (so the busiest channel, which bounds the whole, is never kept waiting by
+        others), taken by one of `workers` threads. A message that met a 429
+        (slack_sdk waited `Retry-After` and sent it again) pushes its channel's
+        next message a full interval past its end. Returns when every post is
+        done; an exception `done` raised is raised again then (the others still
         went out: they were claimed, and the ledger reconciles them).
         """
         queues: dict[str, deque[Post]] = {}
         for post in posts:
             queues.setdefault(post.channel, deque()).append(post)
         interval = 1.0 / self.channel_rate if self.channel_rate > 0 else 0.0
-        heap = [(0.0, order, channel) for order, channel in enumerate(queues)]
-        heapq.heapify(heap)
+        waiting: list[tuple[float, str]] = [(0.0, channel) for channel in queues]
+        due: list[tuple[int, str]] = []
+        heapq.heapify(waiting)
         ready = threading.Condition()
         broken: list[BaseException] = []
 
         def next_post() -> Post | None:
             with ready:
-                while heap:
-                    due, _, channel = heap[0]
-                    wait = due - time.monotonic()
-                    if wait <= 0:
-                        heapq.heappop(heap)
+                while True:
+                    now = time.monotonic()
+                    while waiting and waiting[0][0] <= now:
+                        _, channel = heapq.heappop(waiting)
+                        heapq.heappush(due, (-len(queues[channel]), channel))
+                    if due:
+                        _, channel = heapq.heappop(due)
                         return queues[channel].popleft()
-                    ready.wait(wait)
-                return None  # nothing waiting; channels in flight are finished by their thread
+                    if not waiting:
+                        return None  # the channels left are in flight: their threads go on
+                    ready.wait(waiting[0][0] - now)
 
         def work() -> None:
             while (post := next_post()) is not None:
@@ -506,16 +512,15 @@ class SlackSender:
                 except Exception as exc:  # reported to the caller, who records it on the row
                     ts, error = None, exc
                 end = time.monotonic()
+                with ready:
+                    if queues[post.channel]:
+                        base = start if end - start < interval else end
+                        heapq.heappush(waiting, (base + interval, post.channel))
+                        ready.notify()
                 try:
                     done(post, ts, error)
                 except BaseException as exc:  # the caller's own failure (its database): re-raised
                     broken.append(exc)
-                with ready:
-                    if queues[post.channel]:
-                        base = start if end - start < interval else end
-                        order = len(queues) + int(end * 1000)
-                        heapq.heappush(heap, (base + interval, order, post.channel))
-                        ready.notify()
 
         threads = [
             threading.Thread(target=work, name=f"slack-post-{i}", daemon=True)
