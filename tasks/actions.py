@@ -25,7 +25,7 @@ from healthscore.actions.config import (
     retry_policy,
     unconfigured,
 )
-from healthscore.actions.dispatch import Dispatcher, DispatchResult, Vendors
+from healthscore.actions.dispatch import Dispatcher, Vendors
 from healthscore.actions.plan import (
     ActionPlan,
     describe,
@@ -39,12 +39,12 @@ from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Comparison
 from healthscore.core.triggers import TriggerHistory
 from healthscore.history import open_store, store_exists
-from healthscore.history.ledger import ActionLedger
+from healthscore.history.ledger import ActionCounts, ActionLedger
+from healthscore.history.lookups import StoreLookupCache
 from healthscore.history.trigger_history import trigger_history
 from healthscore.integrations.hubspot.actions import HubSpotActions
 from healthscore.integrations.jira.issues import JiraSender
-from healthscore.integrations.slack.messages import SlackSender
-from healthscore.reports.run_summary import ActionCounts
+from healthscore.integrations.slack.messages import LookupCache, SlackSender
 from healthscore.sources.cached import connect_source, is_api_source
 from tasks.crm import hubspot_token
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
@@ -157,9 +157,11 @@ def plan_due_actions(
     return plan
 
 
-def vendors_for(source: str, settings: ActionSettings) -> Vendors:
+def vendors_for(source: str, settings: ActionSettings, cache: LookupCache | None = None) -> Vendors:
+    """The run's vendor clients; `cache` keeps Slack owner lookups across runs."""
+
     def slack() -> SlackSender:
-        return slack_sender(settings)
+        return slack_sender(settings, cache)
 
     def jira() -> JiraSender:
         return jira_sender(settings)
@@ -194,19 +196,10 @@ def run_actions(
     settings = settings_for(source)
     policy = retry_policy()
     with open_store(db_url) as store:
-        dispatcher = Dispatcher(
-            ActionLedger(store.engine), vendors_for(source, settings), logger.info, policy=policy
-        )
-        result: DispatchResult = dispatcher.run(playbook.name, plan.syncs)
-    for problem in result.errors[:50]:
+        vendors = vendors_for(source, settings, StoreLookupCache(store.engine))
+        dispatcher = Dispatcher(ActionLedger(store.engine), vendors, logger.info, policy=policy)
+        counts, errors = dispatcher.run(playbook.name, plan.syncs)
+    for problem in errors[:50]:
         logger.warning("action failed: %s", problem)
-    counts = ActionCounts(
-        sent=result.sent,
-        reconciled=result.reconciled,
-        failed=result.failed,
-        dead=result.dead,
-        skipped=result.skipped,
-        removed=result.removed,
-    )
     logger.info("actions: %s", counts.describe())
-    return counts, result.errors
+    return counts, errors

@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from healthscore.history import RunInfo, open_store
-from healthscore.history.ledger import ActionLedger, LedgerError, PendingAction
+from healthscore.history.ledger import (
+    ActionLedger,
+    Delivered,
+    LedgerError,
+    PendingAction,
+    Refused,
+)
 
 AS_OF = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
@@ -87,3 +94,33 @@ def test_claim_is_compare_and_set_and_states_move(db_url: str) -> None:
         assert sent.sent_at is not None
         with pytest.raises(LedgerError):
             ledger.entries(state="lost")
+
+
+def test_claim_many_is_one_compare_and_set_per_batch(db_url: str) -> None:
+    with open_store(db_url) as store:
+        ledger = ActionLedger(store.engine)
+        store.record_run(run(), [], actions=[due(str(i)) for i in range(1, 6)])
+        mine, theirs = ledger.due("P"), ledger.due("P")  # two dispatchers read the same rows
+        ledger.mark_failed(mine[1].id, "ConnectionError: boom")  # row 2 moved since the read
+        commits: list[int] = []
+        sa.event.listen(store.engine, "commit", lambda _: commits.append(1))
+        won = ledger.claim_many(mine)
+        assert [r.account_id for r in won] == ["1", "3", "4", "5"] and commits == [1]
+        assert {(r.state, r.attempts) for r in won} == {("attempting", 1)}
+        assert ledger.claim_many(theirs) == []  # every row changed since their read
+        ledger.record(
+            [Delivered(won[0].id, "C1/1.0", {"ts": "1.0"})],
+            [Refused(won[1].id, "SlackApiError: ratelimited", dead=True)],
+        )
+        states = {r.account_id: r.state for r in ledger.entries(limit=10)}
+        assert states == {
+            "1": "sent",
+            "2": "failed",
+            "3": "dead",
+            "4": "attempting",
+            "5": "attempting",
+        }
+        with pytest.raises(LedgerError, match="no ledger row with id 999"):
+            ledger.record([Delivered(won[2].id, "C1/2.0", None), Delivered(999, "x", None)], [])
+        (four,) = ledger.entries(account_id="4")
+        assert four.state == "attempting"  # the batch with an unknown row wrote nothing

@@ -14,6 +14,15 @@ The protocol, per ledger row:
 3. send; 4. mark `sent` with the vendor's id, or `failed` with the error and a
    backoff (`RetryPolicy`), or `dead` once the row has failed `max_attempts` times.
 
+Batches: claims are made a batch at a time (`ActionLedger.claim_many`, one
+transaction per batch) and outcomes are written a batch at a time
+(`ActionLedger.record`, one transaction per `mark_size` outcomes), not two
+transactions per row. A kind that sends concurrently (Slack, across channels)
+gets all its due rows claimed at once, with a lease lengthened by how long its
+busiest channel needs; the others are claimed `claim_size` rows at a time.
+Writing outcomes later than each send only widens the window of step 4's
+crash case below, which reconciliation already covers.
+
 A process killed between 1 and 4 leaves the row `attempting` under its claim;
 the next run takes it over once that process is gone or the lease expired and
 treats it like a failed one (step 2 before 3). A live run's claim is left
@@ -27,14 +36,22 @@ How each kind sends and looks for its earlier write is the kind's
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from healthscore.actions.kinds import REGISTRY
-from healthscore.actions.kinds.base import ActionKind, ListSync
+from healthscore.actions.kinds.base import ActionKind, ListSync, Sent
 from healthscore.errors import Unreachable
-from healthscore.history.ledger import DEAD, ActionLedger, LedgerEntry, RetryPolicy
+from healthscore.history.ledger import (
+    ActionCounts,
+    ActionLedger,
+    Delivered,
+    LedgerEntry,
+    Refused,
+    RetryPolicy,
+)
 from healthscore.integrations.hubspot.actions import HubSpotActions
 from healthscore.integrations.jira.issues import JiraSender
 from healthscore.integrations.slack.messages import SlackSender
@@ -72,19 +89,15 @@ class Vendors:
         return self._built[vendor]
 
 
-@dataclass
-class DispatchResult:
-    sent: int = 0
-    reconciled: int = 0
-    failed: int = 0
-    dead: int = 0
-    skipped: int = 0
-    removed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+CLAIM_SIZE = 50
+"""Rows of a one-at-a-time kind (Jira, HubSpot tasks) claimed per transaction: few enough
+that the last is sent well within the lease (50 sends of a few seconds each)."""
+MARK_SIZE = 200
+"""Outcomes written per transaction."""
 
 
 class Dispatcher:
@@ -92,7 +105,7 @@ class Dispatcher:
 
     `after_send(entry)` runs after the vendor accepted a row and before the row is
     marked sent: the moment a crash leaves a delivered row `attempting`, which
-    the crash tests use to die at the worst time.
+    the crash tests use to die at the worst time. It may run on a worker thread.
     """
 
     def __init__(
@@ -102,92 +115,165 @@ class Dispatcher:
         log: Callable[[str], None] = print,
         after_send: Callable[[LedgerEntry], None] | None = None,
         policy: RetryPolicy | None = None,
+        claim_size: int = CLAIM_SIZE,
+        mark_size: int = MARK_SIZE,
     ) -> None:
         self.ledger = ledger
         self.vendors = vendors
         self.log = log
         self.after_send = after_send
         self.policy = policy or RetryPolicy()
-        self.result = DispatchResult()
+        self.claim_size = claim_size
+        self.mark_size = mark_size
+        self.counts = ActionCounts()
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._delivered: list[Delivered] = []
+        self._refused: list[Refused] = []
 
-    def run(self, playbook: str, syncs: Sequence[ListSync] = ()) -> DispatchResult:
+    def run(self, playbook: str, syncs: Sequence[ListSync] = ()) -> tuple[ActionCounts, list[str]]:
+        """Send every due row of `playbook`, then the list syncs: the counts, and one line per
+        failure (vendor errors never raise; a database error does)."""
+        single: list[LedgerEntry] = []
+        together: dict[str, list[LedgerEntry]] = {}
         batches: dict[tuple[str, Hashable], list[LedgerEntry]] = {}
         for entry in self.ledger.due(playbook):
             kind = REGISTRY.get(entry.kind)
             key = kind.batch(entry) if kind else None
-            if key is None:
-                self._one(entry, kind)
-            else:
+            if kind is None:
+                single.append(entry)
+            elif key is not None:
                 batches.setdefault((entry.kind, key), []).append(entry)
+            elif kind.concurrent:
+                together.setdefault(kind.name, []).append(entry)
+            else:
+                single.append(entry)
+        for start in range(0, len(single), self.claim_size):
+            self._singles(single[start : start + self.claim_size])
+        for name, entries in together.items():
+            self._together(REGISTRY[name], entries)
         for (name, key), entries in batches.items():
             self._batch(REGISTRY[name], key, entries)
+        self._flush()
         for sync in syncs:
             self._sync(sync)
-        return self.result
+        return self.counts, self.errors
 
-    # -- one row
+    # -- claims and outcomes
 
-    def _one(self, entry: LedgerEntry, kind: ActionKind | None) -> None:
-        claimed = self.ledger.claim(entry, self.policy.lease_seconds)
-        if claimed is None:
-            self.result.skipped += 1
+    def _claim(self, entries: Sequence[LedgerEntry], extra_lease: float = 0.0) -> list[LedgerEntry]:
+        claimed: list[LedgerEntry] = []
+        for start in range(0, len(entries), 500):
+            claimed += self.ledger.claim_many(
+                entries[start : start + 500], self.policy.lease_seconds + extra_lease
+            )
+        self.counts.skipped += len(entries) - len(claimed)
+        return claimed
+
+    def _done(
+        self, entry: LedgerEntry, sent: Sent | None, error: Exception | None, what: str = ""
+    ) -> None:
+        """One claimed row's outcome, buffered; written every `mark_size` outcomes."""
+        if error is not None or sent is None:
+            self._failed(entry, what or f"{entry.action} / {entry.account_id}", error)
             return
-        reconcile = entry.attempts > 0
-        try:
+        self._accepted(entry)
+        external_id, external = sent
+        with self._lock:
+            self._delivered.append(Delivered(entry.id, external_id, external))
+            if external.get("reconciled"):
+                self.counts.reconciled += 1
+                self.log(f"[{entry.action}] {entry.account_id}: already delivered ({external_id})")
+            else:
+                self.counts.sent += 1
+            full = len(self._delivered) + len(self._refused) >= self.mark_size
+        if full:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            delivered, refused = self._delivered, self._refused
+            self._delivered, self._refused = [], []
+            self.ledger.record(delivered, refused)
+
+    # -- one row at a time (Jira, HubSpot tasks, unknown kinds)
+
+    def _singles(self, entries: Sequence[LedgerEntry]) -> None:
+        claimed = self._claim(entries)
+        for entry in claimed:
+            kind = REGISTRY.get(entry.kind)
             if kind is None:
-                raise ValueError(f"unknown action kind {entry.kind!r}")
-            external_id, external = kind.send(self.vendors.get(kind.vendor), claimed, reconcile)
-        except Exception as exc:  # any failure is recorded; the row is retried after a backoff
-            self._failed(claimed, f"{entry.action} / {entry.account_id}", exc)
+                self._done(entry, None, ValueError(f"unknown action kind {entry.kind!r}"))
+                continue
+            try:
+                client = self.vendors.get(kind.vendor)
+            except Exception as exc:  # this row fails; the next one builds the client again
+                self._done(entry, None, exc)
+                continue
+            kind.send_all(client, [entry], self._done)
+        self._flush()
+
+    # -- all at once (Slack: concurrent across channels)
+
+    def _together(self, kind: ActionKind, entries: Sequence[LedgerEntry]) -> None:
+        claimed = self._claim(entries, kind.lease_seconds(entries))
+        if not claimed:
             return
-        self._accepted(claimed)
-        self.ledger.mark_sent(claimed.id, external_id, external)
-        if external.get("reconciled"):
-            self.result.reconciled += 1
-            self.log(f"[{entry.action}] {entry.account_id}: already delivered ({external_id})")
-        else:
-            self.result.sent += 1
+        try:
+            client = self.vendors.get(kind.vendor)
+        except Exception as exc:
+            for entry in claimed:
+                self._done(entry, None, exc)
+            return
+        try:
+            kind.send_all(client, claimed, self._done)
+        finally:
+            self._flush()
+        try:
+            kind.finish(client)
+        except Exception as exc:  # a lookup cache not written costs lookups next run only
+            self.errors.append(f"{kind.name}: keeping lookups: {_error(exc)}")
 
     # -- batches (HubSpot lists): one vendor call for all the due rows of a batch
 
     def _batch(self, kind: ActionKind, key: Hashable, entries: list[LedgerEntry]) -> None:
-        claims = (self.ledger.claim(e, self.policy.lease_seconds) for e in entries)
-        claimed = [c for c in claims if c is not None]
-        self.result.skipped += len(entries) - len(claimed)
+        claimed = self._claim(entries)
         if not claimed:
             return
         try:
-            external_id, external = kind.send_batch(self.vendors.get(kind.vendor), key, claimed)
+            sent = kind.send_batch(self.vendors.get(kind.vendor), key, claimed)
         except Exception as exc:
             for entry in claimed:
-                self._failed(entry, f"{kind.name} {key!r} / {entry.account_id}", exc)
+                self._done(entry, None, exc, f"{kind.name} {key!r} / {entry.account_id}")
             return
         for entry in claimed:
-            self._accepted(entry)
-            self.ledger.mark_sent(entry.id, external_id, external)
-            self.result.sent += 1
+            self._done(entry, sent, None)
 
     def _sync(self, sync: ListSync) -> None:
         kind = REGISTRY[sync.kind]
         try:
             stale = kind.remove_stale(self.vendors.get(kind.vendor), sync)
         except Exception as exc:  # retried next run: removal is recomputed from scratch
-            self.result.errors.append(f"sync {sync.list_name!r}: {_error(exc)}")
+            self.errors.append(f"sync {sync.list_name!r}: {_error(exc)}")
             return
         if stale:
-            self.result.removed += len(stale)
+            self.counts.removed += len(stale)
             self.log(f"[{sync.action}] removed {len(stale)} from {sync.list_name!r}: {stale[:20]}")
 
-    def _failed(self, entry: LedgerEntry, what: str, exc: BaseException) -> None:
-        state = self.ledger.fail(entry, _error(exc), self.policy)
-        if state == DEAD:
-            self.result.dead += 1
-            self.result.errors.append(
-                f"{what}: gave up after {entry.attempts} attempts: {_error(exc)}"
-            )
-        else:
-            self.result.failed += 1
-            self.result.errors.append(f"{what}: {_error(exc)}")
+    def _failed(self, entry: LedgerEntry, what: str, exc: BaseException | None) -> None:
+        error = _error(exc) if exc is not None else "no answer"
+        refused = self.policy.refusal(entry, error)
+        with self._lock:
+            self._refused.append(refused)
+            if refused.dead:
+                self.counts.dead += 1
+                self.errors.append(f"{what}: gave up after {entry.attempts} attempts: {error}")
+            else:
+                self.counts.failed += 1
+                self.errors.append(f"{what}: {error}")
+            full = len(self._delivered) + len(self._refused) >= self.mark_size
+        if full:
+            self._flush()
 
     def _accepted(self, entry: LedgerEntry) -> None:
         if self.after_send is not None:

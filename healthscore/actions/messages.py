@@ -16,6 +16,9 @@ from healthscore.core.text import slug
 HEADER_LIMIT = 150  # Slack: plain_text in a header block
 SECTION_LIMIT = 3000  # Slack: text of a section block
 LABEL_LIMIT = 255  # Jira
+GROUP_LIMIT = 45
+"""Accounts in one per-owner Slack message: a header and a section each stay under Block
+Kit's 50 blocks a message (a longer list continues in a second message)."""
 
 
 def _signed(value: float | None) -> str:
@@ -82,6 +85,48 @@ def slack_blocks(
         }
     )
     return blocks
+
+
+def slack_owner_line(
+    *,
+    account_name: str,
+    text: str,
+    score: float,
+    delta: float | None,
+    status: str,
+    chip: str,
+    previous_status: str | None,
+    url: str,
+) -> str:
+    """One account of a per-owner message (`group: owner`), mrkdwn: the linked name, score
+    (change), status (from what), then the rendered message. `account_name` and the
+    statuses are raw text here and escaped; `text` is rendered (escaped) already."""
+    was = f" (was {slack_mrkdwn(previous_status)})" if previous_status else ""
+    line = (
+        f"{chip} *<{url}|{slack_mrkdwn(account_name)}>*: {score:g} ({_signed(delta)}), "
+        f"{slack_mrkdwn(status)}{was}"
+    )
+    if text.strip():
+        line += f"\n{text}"
+    return line[:SECTION_LIMIT]
+
+
+def slack_owner_blocks(
+    lines: Sequence[str], names: Sequence[str]
+) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, blocks) of one per-owner message: a header, one section per account.
+
+    At most `GROUP_LIMIT` accounts (the caller splits longer lists); `names` are raw
+    account names for the notification text.
+    """
+    count = f"{len(lines)} of your accounts" if len(lines) != 1 else "1 of your accounts"
+    header = f"Health score: {count} moved"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}
+    ]
+    blocks.extend({"type": "section", "text": {"type": "mrkdwn", "text": line}} for line in lines)
+    text = plain(f"{header}: {', '.join(names)}")
+    return text, blocks
 
 
 def jira_breakdown(

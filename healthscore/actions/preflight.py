@@ -41,7 +41,7 @@ from healthscore.integrations.hubspot.client import HubSpotConnection
 from healthscore.integrations.jira.checks import jira_problems
 from healthscore.integrations.jira.issues import JiraSender, jira_client
 from healthscore.integrations.slack.checks import slack_problems
-from healthscore.integrations.slack.messages import SlackSender, slack_client
+from healthscore.integrations.slack.messages import LookupCache, SlackSender, slack_client
 from healthscore.sources.cached import connect_source, is_api_source
 
 
@@ -85,11 +85,12 @@ class SetupProblems(ConfigError):
         self.problems = problems
 
 
-def slack_sender(settings: ActionSettings) -> SlackSender:
-    """The Slack client of these settings; ConfigError without a token, Unreachable."""
+def slack_sender(settings: ActionSettings, cache: LookupCache | None = None) -> SlackSender:
+    """The Slack client of these settings (owner lookups kept in `cache` across runs, if
+    given); ConfigError without a token, Unreachable."""
     url, token = settings.require_slack()
     ensure_reachable(url, f"check the network, or {SLACK_URL_ENV} if you set it", "reach Slack")
-    return SlackSender(slack_client(url, token))
+    return SlackSender(slack_client(url, token), cache=cache)
 
 
 def jira_sender(settings: ActionSettings) -> JiraSender:

@@ -40,6 +40,14 @@ def sandbox(
             "(the write happened, the answer is lost).",
         ),
     ] = 0.0,
+    slack_channel_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Slack chat.postMessage messages per second per channel after a burst of 3 "
+            "(Slack: about 1); 0 turns the limit off. Over it: HTTP 429 with Retry-After.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Start local HubSpot, Slack and Jira APIs for manual use (Ctrl+C stops).
 
@@ -80,4 +88,5 @@ def sandbox(
         fault_seed=fault_seed,
         tokens=scopes,
         faults_after_write=faults_after_write,
+        slack_channel_rate=slack_channel_rate or None,
     )

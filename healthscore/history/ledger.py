@@ -3,9 +3,11 @@
 Why an outbox: a Slack message or a Jira issue cannot be rolled back, so the
 decision "this action is due" is committed first, together with the run's
 snapshots (`insert_pending` runs inside `HistoryStore.record_run`'s
-transaction), and the sending happens after, row by row. The UNIQUE key
-(playbook, action, account, occurrence) makes a re-run of the same as-of insert
-nothing new; a row leaves `pending`/`failed` only by being sent.
+transaction), and the sending happens after: rows are claimed and their
+outcomes written a batch at a time (`claim_many`, `record`), one transaction per
+batch. The UNIQUE key (playbook, action, account, occurrence) makes a re-run of
+the same as-of insert nothing new; a row leaves `pending`/`failed` only by being
+sent.
 
 States: `pending` (recorded, never tried), `attempting` (claimed: a vendor call
 may be in flight or may have happened before a crash), `sent`, `failed` (the
@@ -25,7 +27,7 @@ gone (a kill -9 in the middle of a send).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,6 +47,7 @@ FAILED = "failed"
 DEAD = "dead"
 LEDGER_STATES = (PENDING, ATTEMPTING, SENT, FAILED, DEAD)
 ERROR_LIMIT = 2_000
+CHUNK = 500  # ids per IN (...): under SQLite's and PostgreSQL's bound-parameter limits
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,32 @@ class RetryPolicy:
         """When a row that has failed `attempts` times (>= 1) may be tried again."""
         delay = min(self.backoff_seconds * 2 ** max(attempts - 1, 0), self.max_backoff_seconds)
         return now + timedelta(seconds=delay)
+
+    def refusal(self, entry: LedgerEntry, error: str) -> Refused:
+        """A claimed row's failed attempt: back off, or `dead` at the attempt cap."""
+        dead = entry.attempts >= self.max_attempts
+        retry_at = None if dead else self.retry_at(entry.attempts, now_naive())
+        return Refused(entry.id, error, retry_at, dead)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A claimed row the vendor accepted (or an earlier attempt's write was found)."""
+
+    entry_id: int
+    external_id: str | None
+    external: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A claimed row whose attempt failed: `failed` until `retry_at` (None: the next run),
+    or `dead` (never tried again)."""
+
+    entry_id: int
+    error: str
+    retry_at: datetime | None = None
+    dead: bool = False
 
 
 class ActionLedgerRow(SQLModel, table=True):
@@ -111,6 +140,50 @@ LEDGER = SQLModel.metadata.tables["action_ledger"]
 
 class LedgerError(HealthscoreError, RuntimeError):
     """The ledger was asked for something it does not hold (an unknown state or row)."""
+
+
+@dataclass
+class ActionCounts:
+    """What a dispatch did with the action ledger: `Dispatcher.run`'s answer and the run
+    summary's `actions` (`run --json`), one type for both.
+
+    `sent`: delivered now; `reconciled`: found already delivered (a lost answer);
+    `failed`: tried and failed, retried after a backoff; `dead`: failed at the
+    attempt cap this run, never tried again; `skipped`: another live run holds
+    the claim; `removed`: list members removed by `sync: true`. Other steps may
+    add their own counts (e.g. `held`) in `extra`. `problems` is true when a
+    user should look (failed or dead rows): the CLI exits 1 and the Prefect
+    flow run is tagged for it.
+    """
+
+    sent: int = 0
+    reconciled: int = 0
+    failed: int = 0
+    dead: int = 0
+    skipped: int = 0
+    removed: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> bool:
+        return self.failed > 0 or self.dead > 0
+
+    def describe(self) -> str:
+        """One line for the terminal and the markdown report, e.g. `3 sent, 1 failed, 2 dead`."""
+        parts = [
+            f"{n} {label}"
+            for label, n in (
+                ("sent", self.sent),
+                ("already delivered", self.reconciled),
+                ("failed (retried later)", self.failed),
+                ("dead (gave up)", self.dead),
+                ("left to another run", self.skipped),
+                ("removed from lists", self.removed),
+                *sorted(self.extra.items()),
+            )
+            if n or label in ("sent", "failed (retried later)", "dead (gave up)")
+        ]
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -333,93 +406,143 @@ class ActionLedger:
     def claim(
         self, entry: LedgerEntry, lease_seconds: float = RetryPolicy.lease_seconds
     ) -> LedgerEntry | None:
-        """Move a row to `attempting` (attempts + 1) if nobody changed it since it was read.
+        """`claim_many` of one row: the claimed row, or None when another dispatcher won."""
+        claimed = self.claim_many([entry], lease_seconds)
+        return claimed[0] if claimed else None
 
-        The compare-and-set on (state, attempts) means two dispatchers running at
-        once cannot both send the same row: the second one's claim updates nothing.
-        The claim names this process and holds for `lease_seconds`. Returns the
-        claimed row, or None when another dispatcher got there first.
+    def claim_many(
+        self, entries: Sequence[LedgerEntry], lease_seconds: float = RetryPolicy.lease_seconds
+    ) -> list[LedgerEntry]:
+        """Move rows to `attempting` (attempts + 1) if nobody changed them since they were read.
+
+        One transaction for the whole batch: one UPDATE per (state, attempts) pair
+        read, each a compare-and-set on those two columns (`WHERE id IN (...) AND
+        state = ? AND attempts = ?`), so two dispatchers running at once cannot
+        both claim a row: the second one's UPDATE matches nothing for it. The
+        claim names this process and holds for `lease_seconds`. Returns the rows
+        this call claimed, in the order given; the others were taken by someone else.
         """
+        if not entries:
+            return []
         now = now_naive()
         lease_until = now + timedelta(seconds=lease_seconds)
         claimant = this_process()
+        groups: dict[tuple[str, int], list[int]] = {}
+        for entry in entries:
+            groups.setdefault((entry.state, entry.attempts), []).append(entry.id)
+        won: set[int] = set()
         with self.engine.begin() as connection:
-            result = connection.execute(
-                sa.update(LEDGER)
-                .where(
-                    LEDGER.c.id == entry.id,
-                    LEDGER.c.state == entry.state,
-                    LEDGER.c.attempts == entry.attempts,
-                )
-                .values(
-                    state=ATTEMPTING,
-                    attempts=entry.attempts + 1,
-                    attempted_at=now,
-                    updated_at=now,
-                    lease_until=lease_until,
-                    claimed_by=claimant,
-                )
+            for (state, attempts), ids in groups.items():
+                for start in range(0, len(ids), CHUNK):
+                    result = connection.execute(
+                        sa.update(LEDGER)
+                        .where(
+                            LEDGER.c.id.in_(ids[start : start + CHUNK]),
+                            LEDGER.c.state == state,
+                            LEDGER.c.attempts == attempts,
+                        )
+                        .values(
+                            state=ATTEMPTING,
+                            attempts=attempts + 1,
+                            attempted_at=now,
+                            updated_at=now,
+                            lease_until=lease_until,
+                            claimed_by=claimant,
+                        )
+                        .returning(LEDGER.c.id)
+                    )
+                    won.update(row.id for row in result)
+        return [
+            LedgerEntry(
+                **{
+                    **entry.__dict__,
+                    "state": ATTEMPTING,
+                    "attempts": entry.attempts + 1,
+                    "attempted_at": _aware(now),
+                    "updated_at": _aware(now),
+                    "lease_until": _aware(lease_until),
+                    "claimed_by": claimant,
+                }
             )
-        if result.rowcount != 1:
-            return None
-        return LedgerEntry(
-            **{
-                **entry.__dict__,
-                "state": ATTEMPTING,
-                "attempts": entry.attempts + 1,
-                "attempted_at": _aware(now),
-                "updated_at": _aware(now),
-                "lease_until": _aware(lease_until),
-                "claimed_by": claimant,
-            }
-        )
+            for entry in entries
+            if entry.id in won
+        ]
 
     def mark_sent(
         self, entry_id: int, external_id: str | None, external: Mapping[str, Any] | None
     ) -> None:
-        now = now_naive()
-        self._update(
-            entry_id,
-            state=SENT,
-            external_id=external_id or None,
-            external=dict(external) if external is not None else None,
-            last_error=None,
-            sent_at=now,
-            updated_at=now,
-            lease_until=None,
-            next_attempt_at=None,
-        )
+        self.record([Delivered(entry_id, external_id, external)], [])
 
     def mark_failed(
         self, entry_id: int, error: str, *, retry_at: datetime | None = None, dead: bool = False
     ) -> None:
         """Record a failed attempt: `failed` (tried again from `retry_at`, None: next run), or
         `dead` (never again). Policy lives in `fail()`; this is the bare state change."""
-        self._update(
-            entry_id,
-            state=DEAD if dead else FAILED,
-            last_error=error[:ERROR_LIMIT],
-            updated_at=now_naive(),
-            lease_until=None,
-            next_attempt_at=_naive(retry_at) if retry_at is not None else None,
-        )
+        self.record([], [Refused(entry_id, error, retry_at, dead)])
 
     def fail(self, entry: LedgerEntry, error: str, policy: RetryPolicy) -> str:
         """A claimed row's attempt failed: back off, or `dead` at the attempt cap.
 
         Returns the row's new state (`failed` or `dead`)."""
-        dead = entry.attempts >= policy.max_attempts
-        retry_at = None if dead else policy.retry_at(entry.attempts, now_naive())
-        self.mark_failed(entry.id, error, retry_at=retry_at, dead=dead)
-        return DEAD if dead else FAILED
+        refused = policy.refusal(entry, error)
+        self.record([], [refused])
+        return DEAD if refused.dead else FAILED
 
-    def _update(self, entry_id: int, **values: Any) -> None:
+    def record(self, delivered: Sequence[Delivered], refused: Sequence[Refused]) -> None:
+        """Write the outcomes of claimed rows, all in one transaction (one statement per kind,
+        executed for every row): `sent` with the vendor's id, or `failed`/`dead` with the error.
+
+        Raises `LedgerError` (and writes nothing) when a row id is not in the ledger.
+        """
+        if not delivered and not refused:
+            return
+        now = now_naive()
+        sent_rows = [
+            {
+                "b_id": d.entry_id,
+                "external_id": d.external_id or None,
+                "external": dict(d.external) if d.external is not None else None,
+            }
+            for d in delivered
+        ]
+        failed_rows = [
+            {
+                "b_id": r.entry_id,
+                "state": DEAD if r.dead else FAILED,
+                "last_error": r.error[:ERROR_LIMIT],
+                "next_attempt_at": _naive(r.retry_at) if r.retry_at is not None else None,
+            }
+            for r in refused
+        ]
+        by_id = LEDGER.c.id == sa.bindparam("b_id")
         with self.engine.begin() as connection:
-            result = connection.execute(
-                sa.update(LEDGER).where(LEDGER.c.id == entry_id).values(**values)
-            )
-        if result.rowcount != 1:
-            raise LedgerError(f"no ledger row with id {entry_id}")
+            wanted = {d.entry_id for d in delivered} | {r.entry_id for r in refused}
+            found: set[int] = set()
+            listed = sorted(wanted)
+            for start in range(0, len(listed), CHUNK):
+                query = sa.select(LEDGER.c.id).where(LEDGER.c.id.in_(listed[start : start + CHUNK]))
+                found.update(connection.execute(query).scalars())
+            if missing := wanted - found:
+                raise LedgerError(f"no ledger row with id {min(missing)}")
+            if sent_rows:
+                connection.execute(
+                    sa.update(LEDGER)
+                    .where(by_id)
+                    .values(
+                        state=SENT,
+                        last_error=None,
+                        sent_at=now,
+                        updated_at=now,
+                        lease_until=None,
+                        next_attempt_at=None,
+                    ),
+                    sent_rows,
+                )
+            if failed_rows:
+                connection.execute(
+                    sa.update(LEDGER).where(by_id).values(updated_at=now, lease_until=None),
+                    failed_rows,
+                )
 
 
 def _entry(row: Any) -> LedgerEntry:

@@ -18,6 +18,7 @@ from healthscore.core.trends import (
     counts_by_status,
     status_changes,
 )
+from healthscore.history.ledger import ActionCounts
 
 MOVERS = 10
 
@@ -40,49 +41,6 @@ class StatusChange:
     before: str
     after: str
     score: float
-
-
-@dataclass
-class ActionCounts:
-    """What the run's dispatch did with the action ledger (`run --json`: `actions`).
-
-    `sent`: delivered now; `reconciled`: found already delivered (a lost answer);
-    `failed`: tried and failed, retried after a backoff; `dead`: failed at the
-    attempt cap this run, never tried again; `skipped`: another live run holds
-    the claim; `removed`: list members removed by `sync: true`. Other steps may
-    add their own counts (e.g. `held`) in `extra`. `problems` is true when a
-    user should look (failed or dead rows): the CLI exits 1 and the Prefect
-    flow run is tagged for it.
-    """
-
-    sent: int = 0
-    reconciled: int = 0
-    failed: int = 0
-    dead: int = 0
-    skipped: int = 0
-    removed: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def problems(self) -> bool:
-        return self.failed > 0 or self.dead > 0
-
-    def describe(self) -> str:
-        """One line for the terminal and the markdown report, e.g. `3 sent, 1 failed, 2 dead`."""
-        parts = [
-            f"{n} {label}"
-            for label, n in (
-                ("sent", self.sent),
-                ("already delivered", self.reconciled),
-                ("failed (retried later)", self.failed),
-                ("dead (gave up)", self.dead),
-                ("left to another run", self.skipped),
-                ("removed from lists", self.removed),
-                *sorted(self.extra.items()),
-            )
-            if n or label in ("sent", "failed (retried later)", "dead (gave up)")
-        ]
-        return ", ".join(parts)
 
 
 @dataclass

@@ -9,7 +9,7 @@ by `vendor`.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -31,6 +31,9 @@ from healthscore.history.ledger import LedgerEntry, ledger_key
 Sent = tuple[str, dict[str, Any]]
 """What a vendor call leaves on the ledger row: (external id, details); details carry
 `"reconciled": True` when an earlier attempt's write was found instead of sending."""
+
+Done = Callable[["LedgerEntry", "Sent | None", "Exception | None"], None]
+"""done(row, sent, error): the outcome of one claimed row (`error` None when delivered)."""
 
 
 class ActionRenderError(UserError):
@@ -113,6 +116,29 @@ class ActionKind:
         """Deliver one ledger row. With `reconcile` (an earlier attempt may have
         reached the vendor) first look for that write and return it, marked."""
         raise NotImplementedError
+
+    def send_all(self, client: Any, entries: Sequence[LedgerEntry], done: Done) -> None:
+        """Deliver claimed rows, calling `done` once for each. The default sends them one by
+        one with `send`, reconciling a row attempted before (attempts > 1 once claimed);
+        a kind that can send concurrently (Slack) overrides it and sets `concurrent`."""
+        for entry in entries:
+            try:
+                sent = self.send(client, entry, entry.attempts > 1)
+            except Exception as exc:  # recorded on the row by the dispatcher
+                done(entry, None, exc)
+                continue
+            done(entry, sent, None)
+
+    concurrent: ClassVar[bool] = False
+    """True: the dispatcher claims all the kind's due rows and hands them to `send_all` at
+    once; False: a few at a time (`Dispatcher.claim_size`), so no claim outlives its lease."""
+
+    def lease_seconds(self, entries: Sequence[LedgerEntry]) -> float:
+        """How much longer than one send `send_all` of these rows may take (added to the lease)."""
+        return 0.0
+
+    def finish(self, client: Any) -> None:
+        """After `send_all`: keep what the client learned (the Slack lookup cache)."""
 
     def batch(self, entry: LedgerEntry) -> Hashable | None:
         """Rows with the same non-None key go to the vendor in one `send_batch` call."""

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,6 +25,7 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from healthscore.errors import ConfigError
+from healthscore.integrations.pacing import RateLimiter
 
 HUBSPOT_URL = "https://api.hubapi.com"
 SANDBOX_URL = "http://127.0.0.1:8765"
@@ -40,31 +38,6 @@ T = TypeVar("T")
 
 class HubSpotConfigError(ConfigError):
     """HubSpot cannot be called: no token, or a bad address."""
-
-
-class RateLimiter:
-    """At most `calls` per `seconds`, blocking (sleeping) the caller until a slot frees.
-
-    Thread-safe, so Prefect tasks sharing a connection share the budget.
-    """
-
-    def __init__(self, calls: int, seconds: float) -> None:
-        self.calls = calls
-        self.seconds = seconds
-        self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                while self._sent and now - self._sent[0] >= self.seconds:
-                    self._sent.popleft()
-                if len(self._sent) < self.calls:
-                    self._sent.append(now)
-                    return
-                wait = self.seconds - (now - self._sent[0])
-            time.sleep(max(wait, 0.001))
 
 
 CREATING_POST = re.compile(

@@ -1,0 +1,34 @@
+"""Client-side rate limiting shared by the vendor clients (HubSpot's burst and search
+limits, Slack's per-method tiers): wait for a free slot instead of leaning on 429s."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+
+class RateLimiter:
+    """At most `calls` per `seconds` (a sliding window), blocking (sleeping) the caller
+    until a slot frees.
+
+    Thread-safe, so Prefect tasks or worker threads sharing a client share the budget.
+    """
+
+    def __init__(self, calls: int, seconds: float) -> None:
+        self.calls = calls
+        self.seconds = seconds
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= self.seconds:
+                    self._sent.popleft()
+                if len(self._sent) < self.calls:
+                    self._sent.append(now)
+                    return
+                wait = self.seconds - (now - self._sent[0])
+            time.sleep(max(wait, 0.001))
