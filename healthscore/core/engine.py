@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, overload
 
@@ -39,10 +39,17 @@ from healthscore.core.crm import CrmRecord, CrmSnapshot
 from healthscore.core.derived import build_expression
 from healthscore.core.frame import BoolArray, Column, CrmFrame, FloatArray, IntArray, ObjectFrame
 from healthscore.core.playbook import Condition, Playbook, Rule
-from healthscore.core.results import AccountScore, GroupScore, RuleScore, account_name
+from healthscore.core.results import (
+    NAME_PROPERTIES,
+    AccountScore,
+    GroupScore,
+    RuleScore,
+    account_name,
+)
 from healthscore.core.values import DAY_SECONDS, as_text, is_missing
 
 Explainer = Callable[[int], dict[str, Any]]  # account row -> the rule's inputs
+OWNER = "hubspot_owner_id"
 _EXACT = 2**53  # integers up to here are exact doubles
 
 
@@ -54,7 +61,7 @@ class Scorer:
 
     def score_snapshot(self, snapshot: CrmSnapshot, as_of: datetime) -> list[AccountScore]:
         """Score every in-segment account of the snapshot, in snapshot order."""
-        return self.score_frame(CrmFrame.from_snapshot(snapshot), as_of)
+        return self.score_frame(snapshot.frame, as_of)
 
     def score_records(
         self,
@@ -74,9 +81,7 @@ class Scorer:
         self, record: CrmRecord, snapshot: CrmSnapshot, as_of: datetime
     ) -> tuple[bool, AccountScore]:
         """Score one account with every rule's inputs; also says if it is in the segment."""
-        related = snapshot.related(self.playbook.object)
-        mine = {kind: {record.id: by_id.get(record.id, [])} for kind, by_id in related.items()}
-        frame = CrmFrame.from_related(self.playbook.object, [record], mine)
+        frame = snapshot.frame.around(self.playbook.object, record)
         run = _Run(self.playbook, frame, as_of.timestamp(), detail=True)
         return bool(run.segment[0]), run.results(np.array([0]))[0]
 
@@ -328,7 +333,7 @@ class _Run:
 
     def account_props(self, row: int) -> Mapping[str, Any]:
         """The account's properties plus the derived values, in definition order."""
-        properties = self.accounts.record(row).properties
+        properties = self.accounts.properties(row)
         if not self.derived:
             return properties
         return {**properties, **{n: c.values[row] for n, c in self.derived.items()}}
@@ -346,33 +351,65 @@ class _Run:
         derived = {
             name: column.values.gather(rows).to_list() for name, column in self.derived.items()
         }
+        shown = [n for n in (*NAME_PROPERTIES, OWNER) if n in self.accounts.table.columns]
+        named = self.accounts.gather(rows).select(["id", *shown]).iter_rows()
         thresholds = self.playbook.thresholds
         out: list[AccountScore] = []
         collecting = gc.isenabled()
         gc.disable()  # a scoring pass allocates no cycles; the collector would only walk
         try:
-            for at, row in enumerate(rows.tolist()):
-                record = self.accounts.record(row)
-                props: Mapping[str, Any] = record.properties
-                if derived:
-                    props = {**props, **{name: got[at] for name, got in derived.items()}}
+            for at, (row, (account_id, *values)) in enumerate(
+                zip(rows.tolist(), named, strict=True)
+            ):
+                seen = {n: v for n, v in zip(shown, values, strict=True) if v is not None}
+                extra = {name: got[at] for name, got in derived.items()}
                 threshold = thresholds[status[at]]
                 out.append(
                     AccountScore(
-                        id=record.id,
-                        name=account_name(record),
-                        owner_id=record.properties.get("hubspot_owner_id") or None,
+                        id=account_id,
+                        name=account_name(CrmRecord(account_id, seen)),
+                        owner_id=seen.get(OWNER) or None,
                         score=score[at],
                         status=threshold.label,
                         color=threshold.color,
                         groups=table.groups(at, row) if self.detail else _Breakdown(table, at),
-                        properties=props,
+                        properties=_Properties(self.accounts, row, extra),
                     )
                 )
         finally:
             if collecting:
                 gc.enable()
         return out
+
+
+class _Properties(Mapping[str, Any]):
+    """An account's properties (set ones, column order) then its derived values, read
+    from the frame the first time they are looked at: most accounts' never are."""
+
+    __slots__ = ("_built", "_derived", "_frame", "_row")
+
+    def __init__(self, frame: ObjectFrame, row: int, derived: dict[str, Any]) -> None:
+        self._frame = frame
+        self._row = row
+        self._derived = derived
+        self._built: dict[str, Any] | None = None
+
+    def _values(self) -> dict[str, Any]:
+        if self._built is None:
+            self._built = {**self._frame.properties(self._row), **self._derived}
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+    def __repr__(self) -> str:
+        return repr(self._values())
 
 
 class _Table:
