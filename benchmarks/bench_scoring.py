@@ -20,9 +20,10 @@ the next call), then:
 Printed side by side with the targets (peak RSS at most 1 GiB; scoring at most 2 s
 on one core, read as CPU seconds because the machine may be shared): seconds to
 read, wall and CPU seconds of the first scoring pass (each column is parsed there,
-once), the cache's size, and peak RSS. `--engines` adds the old row engine
-(tests/oracle_scoring.py) next to the columnar one on data generated in process,
-as before. Asserts nothing about time; the load average is printed.
+once), the cache's size, and peak RSS once read and for the whole process.
+`--engines` adds the old row engine (tests/oracle_scoring.py) next to the columnar
+one on data generated in process, as before. Asserts nothing about time; the load
+average is printed.
 """
 
 from __future__ import annotations
@@ -192,8 +193,8 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(
         f"{'accounts':>9} {'records':>9} {'source':>6} {'calls':>6} {'read s':>7} "
-        f"{'score s':>8} {'cpu s':>6} {'target':>6} {'cache MiB':>9} {'peak MiB':>9} "
-        f"{'target':>7}"
+        f"{'score s':>8} {'cpu s':>6} {'target':>6} {'cache MiB':>9} {'read MiB':>9} "
+        f"{'peak MiB':>9} {'target':>7}"
     )
     for accounts in args.sizes:
         path = _sample(args.data, accounts, env)
@@ -206,7 +207,8 @@ def main() -> None:
             print(
                 f"{accounts:>9,} {m['records']:>9,} {mode:>6} {m['calls']:>6,} "
                 f"{m['read_s']:>7.1f} {m['score_s']:>8.2f} {m['score_cpu_s']:>6.2f} "
-                f"{SCORE_TARGET_S:>6.1f} {m['cache_mib']:>9.1f} {m['peak_mib']:>9,.0f} "
+                f"{SCORE_TARGET_S:>6.1f} {m['cache_mib']:>9.1f} {m['read_peak_mib']:>9,.0f} "
+                f"{m['peak_mib']:>9,.0f} "
                 f"{PEAK_TARGET_MIB:>7,}",
                 flush=True,
             )
