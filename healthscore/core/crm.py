@@ -202,7 +202,7 @@ class _Reader:
         builder = self._builders.setdefault(object_type, FrameBuilder())
         if builder is not self._last:
             if self._last is not None:
-                self._last.flush()  # a file lists each type's records together
+                self._last.compact()  # a file lists each type's records together
             self._last = builder
         builder.add(str(data["id"]), properties, associations)
 

@@ -329,12 +329,17 @@ class FrameBuilder:
 
     def frame(self) -> ObjectFrame:
         """Every added record as one `ObjectFrame` (the builder is empty afterwards)."""
-        self.flush()
+        self.compact()
         chunks, self._chunks = self._chunks, []
-        if not chunks:
-            return ObjectFrame.empty()
-        frame = ObjectFrame.concat(chunks) if len(chunks) > 1 else chunks[0]
-        return ObjectFrame(frame.table.rechunk(), frame.links)
+        return chunks[0] if chunks else ObjectFrame.empty()
+
+    def compact(self) -> None:
+        """The chunks so far as one contiguous frame (small chunks' buffers are loose)."""
+        self.flush()
+        if len(self._chunks) > 1:
+            whole = ObjectFrame.concat(self._chunks)
+            links = {kind: edges.rechunk() for kind, edges in whole.links.items()}
+            self._chunks = [ObjectFrame(whole.table.rechunk(), links)]
 
     def flush(self) -> None:
         """Turn the records added since the last chunk into columns now."""
