@@ -10,7 +10,8 @@ the next call), then:
 
 - `file`: what a run does with `--source file:`: read the snapshot file into
   columns (`sources.load_snapshot`), score every account with the default
-  playbook (`Scorer.score_snapshot`) and pack the CRM cache (`pack_snapshot`);
+  playbook (`Scorer.score_snapshot`), read every account's group and rule points (as
+  the store does) and pack the CRM cache (`pack_snapshot`);
 - `whole` (with `--whole`): the same, keeping every object type and property of
   the file, read by the playbook or not (the previous figure's upper bound);
 - `pull` (with `--pull`): the same with `--source sandbox`: a full pull from the
@@ -88,12 +89,15 @@ def measure_run(mode: str, path: str) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), time.process_time()
     scores = Scorer(playbook).score_snapshot(snapshot, DEFAULT_AS_OF)
     score_s, score_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    # what the store step reads of every account: its group and rule points
+    breakdowns = sum(len(s.group_points()) + len(s.rule_points()) for s in scores)
     started = time.perf_counter()
     cache = pack_snapshot(snapshot, DEFAULT_AS_OF)
     cache_s = time.perf_counter() - started
     return {
         "records": sum(snapshot.counts().values()),
         "scored": len(scores),
+        "breakdowns": breakdowns,
         "calls": calls,
         "read_s": read,
         "read_peak_mib": read_peak,

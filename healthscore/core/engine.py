@@ -50,6 +50,7 @@ from healthscore.core.values import DAY_SECONDS, as_text, is_missing
 
 Explainer = Callable[[int], dict[str, Any]]  # account row -> the rule's inputs
 OWNER = "hubspot_owner_id"
+_NONE: dict[str, Any] = {}  # no derived values (shared, never changed)
 _EXACT = 2**53  # integers up to here are exact doubles
 
 
@@ -362,7 +363,7 @@ class _Run:
                 zip(rows.tolist(), named, strict=True)
             ):
                 seen = {n: v for n, v in zip(shown, values, strict=True) if v is not None}
-                extra = {name: got[at] for name, got in derived.items()}
+                extra = {name: got[at] for name, got in derived.items()} if derived else _NONE
                 threshold = thresholds[status[at]]
                 out.append(
                     AccountScore(
@@ -413,49 +414,53 @@ class _Properties(Mapping[str, Any]):
 
 
 class _Table:
-    """Rule, raw and group points of the scored rows as Python floats, for the breakdowns."""
+    """Rule, raw and group points of the scored rows, for the breakdowns (read as Python
+    floats when a breakdown is built)."""
 
     def __init__(self, run: _Run, rows: IntArray) -> None:
         self.run = run
-        self.rules = [[points[rows].tolist() for points in group] for group in run.rule_points]
-        self.raw = [values[rows].tolist() for values in run.raw]
-        self.points = [values[rows].tolist() for values in run.group_points]
+        self.rules = [[points[rows] for points in group] for group in run.rule_points]
+        self.raw = [values[rows] for values in run.raw]
+        self.points = [values[rows] for values in run.group_points]
 
     def groups(self, at: int, row: int | None = None) -> list[GroupScore]:
         """The breakdown of the `at`-th scored row (with inputs when `row` is given)."""
-        out = []
-        for g, group in enumerate(self.run.playbook.groups):
-            rules = []
-            for r, rule in enumerate(group.rules):
-                explain = self.run.explainers[g][r]
-                inputs = explain(row) if row is not None and explain else {}
-                rules.append(RuleScore(rule.name, rule.kind, self.rules[g][r][at], inputs))
-            out.append(GroupScore(group.name, self.points[g][at], self.raw[g][at], rules))
-        return out
+        return [self.group(g, at, row) for g in range(len(self.points))]
+
+    def group(self, g: int, at: int, row: int | None = None) -> GroupScore:
+        group = self.run.playbook.groups[g]
+        rules = []
+        for r, rule in enumerate(group.rules):
+            explain = self.run.explainers[g][r]
+            inputs = explain(row) if row is not None and explain else {}
+            rules.append(RuleScore(rule.name, rule.kind, float(self.rules[g][r][at]), inputs))
+        return GroupScore(group.name, float(self.points[g][at]), float(self.raw[g][at]), rules)
 
 
 class _Breakdown(Sequence[GroupScore]):
-    """An account's `groups`, built from the run's columns the first time it is read:
-    most runs read a few accounts' breakdowns (alerts, write-back) or none."""
+    """An account's `groups`, built from the run's columns each time they are read and
+    not kept: a run that stores every account's breakdown holds one at a time."""
 
-    __slots__ = ("_at", "_built", "_table")
+    __slots__ = ("_at", "_table")
 
     def __init__(self, table: _Table, at: int) -> None:
         self._table = table
         self._at = at
-        self._built: list[GroupScore] | None = None
-
-    def _groups(self) -> list[GroupScore]:
-        if self._built is None:
-            self._built = self._table.groups(self._at)
-        return self._built
 
     @overload
     def __getitem__(self, index: int) -> GroupScore: ...
     @overload
     def __getitem__(self, index: slice) -> list[GroupScore]: ...
     def __getitem__(self, index: int | slice) -> GroupScore | list[GroupScore]:
-        return self._groups()[index]
+        if isinstance(index, slice):
+            return self._table.groups(self._at)[index]
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError(index)
+        return self._table.group(index % size, self._at)
+
+    def __iter__(self) -> Iterator[GroupScore]:
+        return iter(self._table.groups(self._at))
 
     def __len__(self) -> int:
         return len(self._table.points)
@@ -464,7 +469,7 @@ class _Breakdown(Sequence[GroupScore]):
         return list(self) == (list(other) if isinstance(other, Sequence) else other)
 
     def __repr__(self) -> str:
-        return repr(self._groups())
+        return repr(self._table.groups(self._at))
 
 
 class _ArrayBuilder:
