@@ -135,6 +135,40 @@ def test_the_cache_round_trips_the_columns() -> None:
     assert unpack_snapshot(old) is None  # the JSON blob of earlier releases
 
 
+LABELLED = {
+    "owners": [],
+    "companies": [{"id": "1", "properties": {"name": "A"}}, {"id": "2", "properties": {}}],
+    "subscriptions": [
+        {
+            "id": "9",
+            "properties": {"plan": "pro"},
+            "associations": {"companies": [{"id": "1", "labels": ["Billing", "Billing"]}, "2"]},
+        }
+    ],
+    "lists": [{"name": "VIP", "objectTypeId": "0-2", "listId": "7", "members": ["2", "1"]}],
+    "schemas": [
+        {"name": "subscriptions", "objectTypeId": "2-55", "fullyQualifiedName": "p1_subscriptions"}
+    ],
+}
+
+
+def test_labels_lists_and_schemas_survive_the_columns_renaming_and_the_cache() -> None:
+    snapshot = CrmSnapshot.from_json(LABELLED).named(["p1_subscriptions"])
+    assert snapshot.counts() == {"companies": 2, "p1_subscriptions": 1}
+    labels = snapshot.frame.objects["p1_subscriptions"].labels["companies"]
+    assert labels.rows() == [(0, "1", "Billing")]  # one row per label of a pair, once
+    assert snapshot.type_id("p1_subscriptions") == "2-55"
+    assert snapshot.frame.members("companies", "VIP") == {"1", "2"}
+    unpacked = unpack_snapshot(pack_snapshot(snapshot, datetime(2026, 11, 2, tzinfo=UTC)))
+    assert unpacked is not None
+    held = unpacked[0]
+    assert held.to_json() == snapshot.to_json()
+    assert held.to_json()["p1_subscriptions"][0]["associations"] == {
+        "companies": [{"id": "1", "labels": ["Billing"]}, "2"]
+    }
+    assert held.lists == snapshot.lists and held.schemas == LABELLED["schemas"]
+
+
 def test_one_account_is_found_by_id() -> None:
     snapshot = CrmSnapshot.from_json(DIRTY)
     assert snapshot.record("companies", "9") == CrmRecord("9", {"name": "B\ufffdee\tco"})
