@@ -219,7 +219,7 @@ def test_a_failed_write_leaves_no_half_run(store: HistoryStore) -> None:
     comparisons = compare(duplicate, Baseline(), 3)
     run = RunInfo(PLAYBOOK.name, "h", T0 + timedelta(days=1), "file:x", T0)
     with pytest.raises(sa.exc.IntegrityError):
-        store.record_run(run, comparisons, CacheEntry("k", T0, "{}"))
+        store.record_run(run, comparisons, CacheEntry("k", T0, b"{}"))
     assert len(store.runs()) == 1
     assert store.snapshot_count() == 1
     assert store.load_cache("k") is None
@@ -227,11 +227,11 @@ def test_a_failed_write_leaves_no_half_run(store: HistoryStore) -> None:
 
 def test_crm_cache_round_trip_and_replace(store: HistoryStore) -> None:
     run = RunInfo(PLAYBOOK.name, "h", T0, "sandbox", T0)
-    store.record_run(run, [], CacheEntry("sandbox:abc", T0, '{"owners": []}', "sig1"))
+    store.record_run(run, [], CacheEntry("sandbox:abc", T0, b"\x00one", "sig1"))
     later = T0 + timedelta(hours=1, microseconds=5)
-    store.record_run(run, [], CacheEntry("sandbox:abc", later, '{"owners": [1]}', "sig2"))
+    store.record_run(run, [], CacheEntry("sandbox:abc", later, b"\x00two", "sig2"))
     cached = store.load_cache("sandbox:abc")
-    assert cached == CacheEntry("sandbox:abc", later, '{"owners": [1]}', "sig2")
+    assert cached == CacheEntry("sandbox:abc", later, b"\x00two", "sig2")
 
 
 def test_playbooks_do_not_mix(store: HistoryStore) -> None:

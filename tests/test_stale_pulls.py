@@ -29,6 +29,7 @@ from healthscore.core.scoring import Scorer
 from healthscore.core.trends import compare
 from healthscore.core.triggers import fire, window_start
 from healthscore.history import CacheEntry, RunInfo, open_store
+from healthscore.history.cache import pack_snapshot, unpack_snapshot
 from healthscore.history.trigger_history import trigger_history
 from healthscore.integrations.hubspot.client import HubSpotConnection, RateLimiter
 from healthscore.integrations.hubspot.pull import pull
@@ -246,20 +247,24 @@ def test_full_flag_and_the_full_pull_age_decide_the_kind_of_pull(
         assert second.cache is not None
         entry = store.load_cache(second.cache.source_key)
         assert entry is not None
-        full_at = json.loads(entry.snapshot_json)["full_pulled_at"]
-        assert full_at == first.pulled_at.isoformat()
-        aged = json.loads(entry.snapshot_json)
-        aged["full_pulled_at"] = (first.pulled_at - timedelta(days=7)).isoformat()
-        old = CacheEntry(entry.source_key, entry.pulled_at, json.dumps(aged), entry.signature)
+        unpacked = unpack_snapshot(entry.payload)
+        assert unpacked is not None
+        held, full_at = unpacked
+        assert full_at == first.pulled_at
+        assert held.to_json() == second.snapshot.to_json()
+        aged = pack_snapshot(held, first.pulled_at - timedelta(days=7))
+        old = CacheEntry(entry.source_key, entry.pulled_at, aged, entry.signature)
         stale = cached.pull("sandbox", STALE, load_cache=lambda key: old, connection=connection)
         assert stale.incremental is False
         assert stale.reason.startswith("last full pull 7.0 days ago (every 7 days)")
-        legacy = CacheEntry(entry.source_key, entry.pulled_at, "{}", entry.signature)
+        # the JSON blob of earlier releases
+        blob = json.dumps({"full_pulled_at": full_at.isoformat(), "snapshot": held.to_json()})
+        legacy = CacheEntry(entry.source_key, entry.pulled_at, blob.encode(), entry.signature)
         from_legacy = cached.pull(
             "sandbox", STALE, load_cache=lambda key: legacy, connection=connection
         )
         assert from_legacy.incremental is False
-        assert from_legacy.reason == "the cache does not say when the last full pull ran"
+        assert from_legacy.reason == "the cache is in an older format"
         assert scores(STALE, second.snapshot) == scores(STALE, forced.snapshot)
 
 

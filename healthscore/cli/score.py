@@ -243,7 +243,7 @@ def explain(
     """Show how one account is scored: every rule, what it saw, and its points."""
     moment = as_of_or_fail(as_of)
     book, snapshot = load_inputs(playbook, source)
-    record = next((r for r in snapshot.records(book.object) if r.id == account_id), None)
+    record = snapshot.record(book.object, account_id)
     if record is None:
         fail(f"no {book.object} record with id {account_id!r} in {source}")
     in_segment, result = Scorer(book).explain(record, snapshot, moment)

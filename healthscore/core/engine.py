@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, overload
 
@@ -45,10 +45,18 @@ from healthscore.core.crm import CrmRecord, CrmSnapshot
 from healthscore.core.derived import build_expression
 from healthscore.core.frame import BoolArray, Column, CrmFrame, FloatArray, IntArray, ObjectFrame
 from healthscore.core.playbook import Condition, Playbook, Rule
-from healthscore.core.results import AccountScore, GroupScore, RuleScore, account_name
+from healthscore.core.results import (
+    NAME_PROPERTIES,
+    AccountScore,
+    GroupScore,
+    RuleScore,
+    account_name,
+)
 from healthscore.core.values import DAY_SECONDS, as_text, is_missing
 
 Explainer = Callable[[int], dict[str, Any]]  # account row -> the rule's inputs
+OWNER = "hubspot_owner_id"
+_NONE: dict[str, Any] = {}  # no derived values (shared, never changed)
 _EXACT = 2**53  # integers up to here are exact doubles
 
 
@@ -60,7 +68,7 @@ class Scorer:
 
     def score_snapshot(self, snapshot: CrmSnapshot, as_of: datetime) -> list[AccountScore]:
         """Score every in-segment account of the snapshot, in snapshot order."""
-        return self.score_frame(CrmFrame.from_snapshot(snapshot), as_of)
+        return self.score_frame(snapshot.frame, as_of)
 
     def score_records(
         self,
@@ -71,7 +79,9 @@ class Scorer:
     ) -> list[AccountScore]:
         """Score `accounts` against an index `{type: {account id: [records]}}`; `snapshot`
         gives the lists a list-membership condition reads."""
-        frame = CrmFrame.from_related(self.playbook.object, accounts, related, snapshot)
+        frame = CrmFrame.from_related(
+            self.playbook.object, accounts, related, snapshot.frame if snapshot else None
+        )
         return self.score_frame(frame, as_of)
 
     def score_frame(self, frame: CrmFrame, as_of: datetime) -> list[AccountScore]:
@@ -82,9 +92,7 @@ class Scorer:
         self, record: CrmRecord, snapshot: CrmSnapshot, as_of: datetime
     ) -> tuple[bool, AccountScore]:
         """Score one account with every rule's inputs; also says if it is in the segment."""
-        related = snapshot.related(self.playbook.object)
-        mine = {kind: {record.id: by_id.get(record.id, [])} for kind, by_id in related.items()}
-        frame = CrmFrame.from_related(self.playbook.object, [record], mine, snapshot)
+        frame = snapshot.frame.around(self.playbook.object, record)
         run = _Run(self.playbook, frame, as_of.timestamp(), detail=True)
         return bool(run.segment[0]), run.results(np.array([0]))[0]
 
@@ -394,7 +402,7 @@ class _Run:
 
     def account_props(self, row: int) -> Mapping[str, Any]:
         """The account's properties plus the derived values, in definition order."""
-        properties = self.accounts.record(row).properties
+        properties = self.accounts.properties(row)
         if not self.derived:
             return properties
         return {**properties, **{n: c.values[row] for n, c in self.derived.items()}}
@@ -421,27 +429,29 @@ class _Run:
         derived = {
             name: column.values.gather(rows).to_list() for name, column in self.derived.items()
         }
+        shown = [n for n in (*NAME_PROPERTIES, OWNER) if n in self.accounts.table.columns]
+        named = self.accounts.gather(rows).select(["id", *shown]).iter_rows()
         thresholds = self.playbook.thresholds
         out: list[AccountScore] = []
         collecting = gc.isenabled()
         gc.disable()  # a scoring pass allocates no cycles; the collector would only walk
         try:
-            for at, row in enumerate(rows.tolist()):
-                record = self.accounts.record(row)
-                props: Mapping[str, Any] = record.properties
-                if derived:
-                    props = {**props, **{name: got[at] for name, got in derived.items()}}
+            for at, (row, (account_id, *values)) in enumerate(
+                zip(rows.tolist(), named, strict=True)
+            ):
+                seen = {n: v for n, v in zip(shown, values, strict=True) if v is not None}
+                extra = {name: got[at] for name, got in derived.items()} if derived else _NONE
                 threshold = thresholds[status[at]]
                 out.append(
                     AccountScore(
-                        id=record.id,
-                        name=account_name(record),
-                        owner_id=record.properties.get("hubspot_owner_id") or None,
+                        id=account_id,
+                        name=account_name(CrmRecord(account_id, seen)),
+                        owner_id=seen.get(OWNER) or None,
                         score=score[at],
                         status=threshold.label,
                         color=threshold.color,
                         groups=table.groups(at, row) if self.detail else _Breakdown(table, at),
-                        properties=props,
+                        properties=_Properties(self.accounts, row, extra),
                     )
                 )
         finally:
@@ -450,50 +460,84 @@ class _Run:
         return out
 
 
+class _Properties(Mapping[str, Any]):
+    """An account's properties (set ones, column order) then its derived values, read
+    from the frame the first time they are looked at: most accounts' never are."""
+
+    __slots__ = ("_built", "_derived", "_frame", "_row")
+
+    def __init__(self, frame: ObjectFrame, row: int, derived: dict[str, Any]) -> None:
+        self._frame = frame
+        self._row = row
+        self._derived = derived
+        self._built: dict[str, Any] | None = None
+
+    def _values(self) -> dict[str, Any]:
+        if self._built is None:
+            self._built = {**self._frame.properties(self._row), **self._derived}
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+    def __repr__(self) -> str:
+        return repr(self._values())
+
+
 class _Table:
-    """Rule, raw and group points of the scored rows as Python floats, for the breakdowns."""
+    """Rule, raw and group points of the scored rows, for the breakdowns (read as Python
+    floats when a breakdown is built)."""
 
     def __init__(self, run: _Run, rows: IntArray) -> None:
         self.run = run
-        self.rules = [[points[rows].tolist() for points in group] for group in run.rule_points]
-        self.raw = [values[rows].tolist() for values in run.raw]
-        self.points = [values[rows].tolist() for values in run.group_points]
+        self.rules = [[points[rows] for points in group] for group in run.rule_points]
+        self.raw = [values[rows] for values in run.raw]
+        self.points = [values[rows] for values in run.group_points]
 
     def groups(self, at: int, row: int | None = None) -> list[GroupScore]:
         """The breakdown of the `at`-th scored row (with inputs when `row` is given)."""
-        out = []
-        for g, group in enumerate(self.run.playbook.groups):
-            rules = []
-            for r, rule in enumerate(group.rules):
-                explain = self.run.explainers[g][r]
-                inputs = explain(row) if row is not None and explain else {}
-                rules.append(RuleScore(rule.name, rule.kind, self.rules[g][r][at], inputs))
-            out.append(GroupScore(group.name, self.points[g][at], self.raw[g][at], rules))
-        return out
+        return [self.group(g, at, row) for g in range(len(self.points))]
+
+    def group(self, g: int, at: int, row: int | None = None) -> GroupScore:
+        group = self.run.playbook.groups[g]
+        rules = []
+        for r, rule in enumerate(group.rules):
+            explain = self.run.explainers[g][r]
+            inputs = explain(row) if row is not None and explain else {}
+            rules.append(RuleScore(rule.name, rule.kind, float(self.rules[g][r][at]), inputs))
+        return GroupScore(group.name, float(self.points[g][at]), float(self.raw[g][at]), rules)
 
 
 class _Breakdown(Sequence[GroupScore]):
-    """An account's `groups`, built from the run's columns the first time it is read:
-    most runs read a few accounts' breakdowns (alerts, write-back) or none."""
+    """An account's `groups`, built from the run's columns each time they are read and
+    not kept: a run that stores every account's breakdown holds one at a time."""
 
-    __slots__ = ("_at", "_built", "_table")
+    __slots__ = ("_at", "_table")
 
     def __init__(self, table: _Table, at: int) -> None:
         self._table = table
         self._at = at
-        self._built: list[GroupScore] | None = None
-
-    def _groups(self) -> list[GroupScore]:
-        if self._built is None:
-            self._built = self._table.groups(self._at)
-        return self._built
 
     @overload
     def __getitem__(self, index: int) -> GroupScore: ...
     @overload
     def __getitem__(self, index: slice) -> list[GroupScore]: ...
     def __getitem__(self, index: int | slice) -> GroupScore | list[GroupScore]:
-        return self._groups()[index]
+        if isinstance(index, slice):
+            return self._table.groups(self._at)[index]
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError(index)
+        return self._table.group(index % size, self._at)
+
+    def __iter__(self) -> Iterator[GroupScore]:
+        return iter(self._table.groups(self._at))
 
     def __len__(self) -> int:
         return len(self._table.points)
@@ -502,7 +546,7 @@ class _Breakdown(Sequence[GroupScore]):
         return list(self) == (list(other) if isinstance(other, Sequence) else other)
 
     def __repr__(self) -> str:
-        return repr(self._groups())
+        return repr(self._table.groups(self._at))
 
 
 class _ArrayBuilder:

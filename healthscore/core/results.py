@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from healthscore.core.crm import CrmRecord
+from healthscore.core.records import CrmRecord
 from healthscore.core.values import is_missing
 
 
@@ -66,7 +66,12 @@ class AccountScore:
         }
 
 
+NAME_PROPERTIES = ("name", "firstname", "lastname", "email")
+"""The properties `account_name` reads."""
+
+
 def account_name(record: CrmRecord) -> str:
+    """`name`, else "firstname lastname", else `email`, else the id (`NAME_PROPERTIES`)."""
     props = record.properties
     name = props.get("name")
     if not is_missing(name):

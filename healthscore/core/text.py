@@ -7,7 +7,8 @@ Unicode NFKD (é -> e, ü -> u) plus the letters NFKD does not decompose (ł, ø
 æ, ß, ı); apostrophes vanish ("O'Brien" -> "OBrien"); anything else non-ASCII
 is dropped.
 
-CRM text is made safe once, where it enters: every source builds `CrmRecord`s and `Owner`s.
+CRM text is made safe once, where it enters: every source builds its records' columns
+with `frame.FrameBuilder` (which applies `clean` column by column) and its `Owner`s.
 
 CRM fields are typed by anyone, and a few values broke whole runs: a NUL byte
 (PostgreSQL text cannot hold U+0000: "A string literal cannot contain NUL"),
@@ -57,7 +58,9 @@ HUBSPOT_TASK_SUBJECT_LIMIT = 255
 HUBSPOT_TASK_BODY_LIMIT = 65_536
 """HubSpot task `hs_task_body`: 65,536 characters (HubSpot property value limit)."""
 
-_DIRTY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+CONTROLS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+"""The C0 controls `clean` removes, as a regular expression (Python's `re` and polars')."""
+_DIRTY = re.compile(CONTROLS[:-1] + "\ud800-\udfff]")
 _BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 ELLIPSIS = "…"
 

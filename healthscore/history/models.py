@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 RUN_RUNNING = "running"
@@ -82,5 +82,5 @@ class CrmCache(SQLModel, table=True):
     source_key: str = Field(primary_key=True, max_length=200)
     pulled_at: datetime = Field(sa_type=DateTime())
     signature: str | None = Field(default=None, max_length=64)
-    snapshot: str = Field(sa_column=Column(Text, nullable=False))
+    snapshot: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # columnar (cache.py)
     run_id: int | None = Field(default=None, foreign_key="runs.id", ondelete="SET NULL")

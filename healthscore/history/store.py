@@ -91,7 +91,8 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """The last pulled snapshot of a source (JSON text), when, and what it asked for.
+    """The last pulled snapshot of a source (`payload`: the bytes of
+    `healthscore.history.cache.pack_snapshot`), when, and what it asked for.
 
     `signature` is the source's own fingerprint of the requested properties: a
     snapshot pulled for other properties is not a base for an incremental pull.
@@ -99,7 +100,7 @@ class CacheEntry:
 
     source_key: str
     pulled_at: datetime
-    snapshot_json: str
+    payload: bytes
     signature: str | None = None
 
 
@@ -410,7 +411,7 @@ class HistoryStore:
             ).first()
         if row is None:
             return None
-        return CacheEntry(row.source_key, _aware(row.pulled_at), row.snapshot, row.signature)
+        return CacheEntry(row.source_key, _aware(row.pulled_at), bytes(row.snapshot), row.signature)
 
     # -- writing
 
@@ -557,7 +558,7 @@ def _upsert_cache(connection: Connection, cache: CacheEntry, run_id: int) -> Non
         "source_key": cache.source_key,
         "pulled_at": _naive(cache.pulled_at),
         "signature": cache.signature,
-        "snapshot": cache.snapshot_json,
+        "snapshot": cache.payload,
         "run_id": run_id,
     }
     insert: Any = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(CACHE)

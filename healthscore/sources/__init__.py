@@ -38,6 +38,15 @@ def check_reachable(source: str) -> None:
         ensure_reachable(api_url(sandbox), unreachable_hint(sandbox))
 
 
+def wanted(playbook: Playbook) -> dict[str, set[str] | None]:
+    """What a run keeps of a snapshot file: every account property (reports, actions and
+    write-back read them) and, of the other object types, the properties the playbook
+    reads, as the HubSpot source pulls only those."""
+    only: dict[str, set[str] | None] = dict(playbook.required_properties())
+    only[playbook.object] = None
+    return only
+
+
 def load_snapshot(
     spec: str,
     playbook: Playbook,
@@ -51,7 +60,8 @@ def load_snapshot(
         if not argument:
             raise SourceError("file: needs a path, e.g. --source file:crm.json")
         try:  # custom objects under the names the playbook uses
-            snapshot = CrmSnapshot.load(Path(argument)).named(playbook.required_properties())
+            snapshot = CrmSnapshot.load(Path(argument), only=wanted(playbook))
+            snapshot = snapshot.named(playbook.required_properties())
             snapshot.check_lists(playbook.list_conditions())
             return snapshot
         except SnapshotError as exc:

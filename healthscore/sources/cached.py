@@ -10,22 +10,20 @@ The invariant (README, `healthscore.integrations.hubspot.pull`): an incremental
 run gives exactly the scores a full pull would give at that moment. As a
 safety net a full pull still runs at least every `full_pull_every_days`
 (default 7, a flow/deployment parameter) and whenever `run --full` asks; the
-cached payload is `{"full_pulled_at": ISO, "snapshot": {...}}` so the age of
-the last full pull survives incremental runs. A cache written before that
-format has no such date and gets a full pull.
+cached payload (`healthscore.history.cache.pack_snapshot`: the snapshot's columns
+as Parquet) carries the date of the last full pull, so its age survives
+incremental runs. A cache in another format gets a full pull.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
-from healthscore.history.cache import source_cache_key
+from healthscore.history.cache import pack_snapshot, source_cache_key, unpack_snapshot
 from healthscore.history.store import CacheEntry
 from healthscore.integrations import ensure_reachable
 from healthscore.integrations.hubspot.client import (
@@ -54,7 +52,7 @@ class PulledCrm:
     @property
     def records(self) -> int:
         """Records of every object type in the snapshot (for logs)."""
-        return sum(len(records) for records in self.snapshot.objects.values())
+        return sum(self.snapshot.counts().values())
 
 
 def connect_source(source: str, token: str | None = None) -> HubSpotConnection:
@@ -108,7 +106,7 @@ def pull(
         age = (started - last_full) / timedelta(days=1)
         reason = f"last full pull {age:.1f} days ago (every {full_pull_every_days:g} days)"
     elif cached is not None and payload is None:
-        reason = "the cache does not say when the last full pull ran"
+        reason = "the cache is in an older format"
     use = payload is not None and not reason
     result = hubspot.pull(
         playbook,
@@ -120,9 +118,8 @@ def pull(
         progress=progress,
     )
     full_at = last_full if result.incremental and last_full else result.pulled_at
-    body = {"full_pulled_at": full_at.isoformat(), "snapshot": result.snapshot.to_json()}
     entry = CacheEntry(
-        key, result.pulled_at, json.dumps(body, separators=(",", ":")), result.signature
+        key, result.pulled_at, pack_snapshot(result.snapshot, full_at), result.signature
     )
     return PulledCrm(
         result.snapshot,
@@ -136,13 +133,7 @@ def pull(
 
 def _payload(cached: CacheEntry | None) -> tuple[CrmSnapshot, datetime] | None:
     """The cached snapshot and its last full pull, or None (no cache, or the old format)."""
-    if cached is None:
-        return None
-    data: Any = json.loads(cached.snapshot_json)
-    if not isinstance(data, dict) or set(data) != {"full_pulled_at", "snapshot"}:
-        return None
-    snapshot = CrmSnapshot.from_json(data["snapshot"], origin="the CRM cache")
-    return snapshot, datetime.fromisoformat(data["full_pulled_at"])
+    return unpack_snapshot(cached.payload) if cached is not None else None
 
 
 def _extra(playbook: Playbook) -> dict[str, list[str]]:

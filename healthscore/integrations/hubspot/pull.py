@@ -34,6 +34,10 @@ so 10,000 companies with 4 related types cost about 47 calls plus a batch read p
 recycle bin keeps its old modification date; the periodic full pull (the flow's
 `full_pull_every_days`, default 7) brings it back.
 
+Pages become columns as they arrive (`frame.FrameBuilder`): a pull never holds
+the portal's records as Python objects, and the incremental pull merges the
+cached columns with what changed (`frame.ObjectFrame`), never record by record.
+
 What a playbook reads beside records, on every pull (full or incremental, since list
 memberships and labels change no modification date): each list a list-membership
 condition names, once per list (`GET /crm/v3/lists/object-type-id/{objectTypeId}/name/
@@ -52,8 +56,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,14 +73,8 @@ from hubspot.crm.objects.models import (
     SimplePublicObjectId,
 )
 
-from healthscore.core.crm import (
-    CrmList,
-    CrmRecord,
-    CrmSnapshot,
-    Owner,
-    association_ids,
-    is_custom_object,
-)
+from healthscore.core.crm import CrmList, CrmSnapshot, Owner, association_ids, is_custom_object
+from healthscore.core.frame import CrmFrame, FrameBuilder, ObjectFrame
 from healthscore.core.playbook import Playbook
 from healthscore.errors import SourceError
 from healthscore.integrations import Progress, ensure_reachable
@@ -175,20 +173,20 @@ def pull(
         except SearchCapReached as exc:
             reason = f"more than {SEARCH_CAP:,} changed {exc} since the last pull"
     snapshot = _with_lists(puller, playbook, puller.full())
-    changed = {kind: len(records) for kind, records in snapshot.objects.items()}
+    changed = snapshot.counts()
     return PullResult(snapshot, started, False, signature, puller.calls, changed, reason)
 
 
 def _with_lists(puller: _Puller, playbook: Playbook, snapshot: CrmSnapshot) -> CrmSnapshot:
     """The snapshot with the custom object schemas and the lists the playbook reads."""
-    schemas = [puller.schema(kind) for kind in puller.needs if is_custom_object(kind)]
-    with_schemas = replace(snapshot, schemas=schemas)
-    lists = [
-        puller.list_members(reference, with_schemas.type_id(kind))
+    frame = snapshot.frame
+    frame.schemas = [puller.schema(kind) for kind in puller.needs if is_custom_object(kind)]
+    frame.lists = [
+        puller.list_members(reference, frame.type_id(kind))
         for kind, references in sorted(playbook.list_conditions().items())
         for reference in sorted(references)
     ]
-    return replace(with_schemas, lists=lists)
+    return snapshot
 
 
 def _properties_needed(
@@ -234,13 +232,13 @@ class _Puller:
 
     def full(self) -> CrmSnapshot:
         owners = self.owners()
-        accounts = list(self.list_records(self.account_type, self.needs[self.account_type]))
-        objects: dict[str, list[CrmRecord]] = {self.account_type: accounts}
-        account_ids = [a.id for a in accounts]
+        accounts = self.list_records(self.account_type, self.needs[self.account_type])
+        objects: dict[str, ObjectFrame] = {self.account_type: accounts}
+        account_ids = accounts.ids.to_list()
         for object_type in self.related_types():
             links = self.associations(self.account_type, object_type, account_ids)
             objects[object_type] = self.records_by_id(object_type, links)
-        return CrmSnapshot(owners=owners, objects=objects)
+        return CrmSnapshot(owners, frame=CrmFrame(objects))
 
     def related_types(self) -> list[str]:
         return [kind for kind in self.needs if kind != self.account_type]
@@ -257,9 +255,10 @@ class _Puller:
             if after is None:
                 return owners
 
-    def list_records(self, object_type: str, properties: list[str]) -> Iterator[CrmRecord]:
+    def list_records(self, object_type: str, properties: list[str]) -> ObjectFrame:
+        """Every live record of the type (list endpoint), in the order HubSpot lists them."""
+        builder = FrameBuilder()
         after: str | None = None
-        done = 0
         while True:
             page = self.call(
                 self.crm.objects.basic_api.get_page,
@@ -270,12 +269,11 @@ class _Puller:
                 **_after(after),
             )
             for item in page.results or []:
-                done += 1
-                yield CrmRecord(str(item.id), _properties(item.properties, properties))
-            self.report(f"{object_type}", done, None)
+                builder.add(str(item.id), _properties(item.properties, properties))
+            self.report(f"{object_type}", len(builder), None)
             after = _next_after(page)
             if after is None:
-                return
+                return builder.frame()
 
     def associations(
         self, from_type: str, to_type: str, ids: Sequence[str]
@@ -310,10 +308,11 @@ class _Puller:
             self.report(f"{from_type}→{to_type} associations", done, None)
         return linked
 
-    def records_by_id(self, object_type: str, links: Mapping[str, list[str]]) -> list[CrmRecord]:
+    def records_by_id(self, object_type: str, links: Mapping[str, list[str]]) -> ObjectFrame:
+        """The records of `links`' ids (batch read), each linked to its accounts, in id order."""
         ids = sorted(links, key=_numeric_first)
         properties = self.needs[object_type]
-        records: list[CrmRecord] = []
+        records = FrameBuilder()
         for start in range(0, len(ids), BATCH_READ):
             chunk = ids[start : start + BATCH_READ]
             request = BatchReadInputSimplePublicObjectId(
@@ -326,17 +325,14 @@ class _Puller:
             )
             for item in response.results or []:
                 record_id = str(item.id)
-                records.append(
-                    CrmRecord(
-                        record_id,
-                        _properties(item.properties, properties),
-                        {self.account_type: _pairs(links.get(record_id, []))},
-                        self.labels_of(object_type, record_id),
-                    )
+                records.add(
+                    record_id,
+                    _properties(item.properties, properties),
+                    {self.account_type: _pairs(links.get(record_id, []))},
+                    self.labels_of(object_type, record_id),
                 )
             self.report(object_type, len(records), len(ids))
-        records.sort(key=lambda r: _numeric_first(r.id))
-        return records
+        return records.frame().sorted_by_id()
 
     def labels_of(self, object_type: str, record_id: str) -> dict[str, dict[str, list[str]]]:
         """A record's association labels to the accounts, as the v4 read gave them."""
@@ -423,39 +419,35 @@ class _Puller:
         """
         owners = self.owners()
         changed: dict[str, int] = {}
-        accounts = {r.id: r for r in previous.records(self.account_type)}
         fresh, merged = self.search_changed(self.account_type, since, merges=True)
-        for record in fresh:
-            accounts[record.id] = record
         archived, merged_away = self.archived_ids(self.account_type)
-        for gone in archived | merged | merged_away:
-            accounts.pop(gone, None)
+        cached = previous.frame.objects.get(self.account_type, ObjectFrame.empty())
+        accounts = (
+            ObjectFrame.concat([cached.where_ids(fresh.ids, invert=True), fresh])
+            .where_ids(archived | merged | merged_away, invert=True)
+            .sorted_by_id()
+        )
         changed[self.account_type] = len(fresh)
-        account_ids = sorted(accounts, key=_numeric_first)
-        objects: dict[str, list[CrmRecord]] = {
-            self.account_type: [accounts[i] for i in account_ids]
-        }
+        objects: dict[str, ObjectFrame] = {self.account_type: accounts}
+        account_ids = accounts.ids.to_list()
         for object_type in self.related_types():
             links = self.associations(self.account_type, object_type, account_ids)
-            known = {r.id: r for r in previous.records(object_type) if r.id in links}
+            linked = list(links)
             updated, _ = self.search_changed(object_type, since)
-            for record in updated:
-                if record.id in links:
-                    known[record.id] = record
-            missing = {i: ids for i, ids in links.items() if i not in known}
-            records = [
-                CrmRecord(
-                    r.id,
-                    r.properties,
-                    {self.account_type: _pairs(links[r.id])},
-                    self.labels_of(object_type, r.id),
-                )
-                for r in known.values()
-            ]
-            records.extend(self.records_by_id(object_type, missing))
+            cached = previous.frame.objects.get(object_type, ObjectFrame.empty())
+            known = ObjectFrame.concat(
+                [cached.where_ids(updated.ids, invert=True), updated]
+            ).where_ids(linked)
+            held = set(known.ids.to_list())
+            missing = {i: ids for i, ids in links.items() if i not in held}
+            merged_frame = ObjectFrame.concat([known, self.records_by_id(object_type, missing)])
+            pairs = {i: _pairs(ids) for i, ids in links.items()}
             changed[object_type] = len(updated)
-            objects[object_type] = sorted(records, key=lambda r: _numeric_first(r.id))
-        return CrmSnapshot(owners=owners, objects=objects), changed
+            labels = self.labels.get(object_type, {})  # as the association read gave them now
+            objects[object_type] = merged_frame.linked(
+                self.account_type, pairs, labels
+            ).sorted_by_id()
+        return CrmSnapshot(owners, frame=CrmFrame(objects)), changed
 
     def archived_ids(self, object_type: str) -> tuple[set[str], set[str]]:
         """Ids in HubSpot's recycle bin, and the ids merged into those (`archived=true` list).
@@ -484,8 +476,9 @@ class _Puller:
 
     def search_changed(
         self, object_type: str, since: datetime, *, merges: bool = False
-    ) -> tuple[list[CrmRecord], set[str]]:
-        """Records modified at or after `since`, and (`merges`) the ids merged into them.
+    ) -> tuple[ObjectFrame, set[str]]:
+        """Records modified at or after `since` (each once, as last returned), and
+        (`merges`) the ids merged into them.
 
         A merge bumps the survivor's modification date and lists the merged id in
         its `hs_merged_object_ids`; the merged id itself leaves every endpoint.
@@ -495,7 +488,7 @@ class _Puller:
         merged: set[str] = set()
         modified = modified_property(object_type)
         millis = str(int(since.timestamp() * 1000))
-        records: list[CrmRecord] = []
+        records = FrameBuilder()
         after: str | None = None
         while True:
             request = PublicObjectSearchRequest(
@@ -518,12 +511,12 @@ class _Puller:
             if (page.total or 0) > SEARCH_CAP:
                 raise SearchCapReached(object_type)
             for item in page.results or []:
-                records.append(CrmRecord(str(item.id), _properties(item.properties, properties)))
+                records.add(str(item.id), _properties(item.properties, properties))
                 merged.update(_merged_ids(item.properties))
             self.report(f"changed {object_type}", len(records), page.total)
             after = _next_after(page)
             if after is None:
-                return records, merged
+                return records.frame().last_per_id(), merged
 
 
 def _pairs(account_ids: Iterable[str]) -> list[str]:

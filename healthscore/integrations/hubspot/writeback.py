@@ -305,10 +305,15 @@ def plan_updates(
 def current_values(playbook: Playbook, snapshot: CrmSnapshot) -> dict[str, dict[str, str | None]]:
     """The write-back properties each account holds in the pulled snapshot."""
     names = writeback_properties(playbook)
-    return {
-        record.id: {name: record.properties.get(name) for name in names}
-        for record in snapshot.records(playbook.object)
-    }
+    accounts = snapshot.frame.objects.get(playbook.object)
+    if accounts is None:
+        return {}
+    held = [n for n in names if n in accounts.table.columns]
+    out: dict[str, dict[str, str | None]] = {}
+    for account_id, *values in accounts.table.select(["id", *held]).iter_rows():
+        found = dict(zip(held, values, strict=True))
+        out[account_id] = {name: found.get(name) for name in names}
+    return out
 
 
 def _same(held: str | None, wanted: str, numeric: bool) -> bool:
