@@ -9,7 +9,8 @@ from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Comparison
 from healthscore.integrations.hubspot.writeback import WritebackResult, write_back
-from healthscore.sources.cached import connect_source
+from healthscore.history import open_store
+from healthscore.sources.cached import cache_key, connect_source
 from tasks.crm import hubspot_token
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 
@@ -22,12 +23,26 @@ from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
     cache_policy=NO_CACHE,
 )
 def write_back_scores(
-    playbook: Playbook, source: str, comparisons: list[Comparison], snapshot: CrmSnapshot
+    playbook: Playbook,
+    source: str,
+    comparisons: list[Comparison],
+    snapshot: CrmSnapshot,
+    db_url: str | None = None,
+    run_id: int | None = None,
 ) -> WritebackResult:
-    """Only changed values are sent, so a retry after a partial failure resends little."""
+    """Only changed values are sent, so a retry after a partial failure resends little.
+
+    With `run_id` (the stored run), what was written is kept with the CRM cache that
+    run stored, so the next incremental pull does not read our own writes again.
+    """
     connection = connect_source(source, hubspot_token(source))
     result = write_back(connection, playbook, comparisons, snapshot)
     logger = get_run_logger()
+    if run_id is not None and result.written is not None and result.written.records:
+        with open_store(db_url) as store:
+            store.remember_writes(
+                cache_key(source, connection, playbook), run_id, result.written.to_json()
+            )
     logger.info(
         "write-back: %d values on %d %s, %d API calls",
         result.values,

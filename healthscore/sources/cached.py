@@ -33,7 +33,7 @@ from healthscore.integrations.hubspot.client import (
     connect,
     unreachable_hint,
 )
-from healthscore.integrations.hubspot.writeback import writeback_properties
+from healthscore.integrations.hubspot.writeback import OwnWrites, writeback_properties
 from healthscore.sources import Progress, SourceError, is_api_source, load_snapshot
 
 FULL_PULL_EVERY_DAYS = 7.0
@@ -118,6 +118,9 @@ def pull(
         previous_signature=cached.signature if use and cached else None,
         extra_properties=_extra(playbook),
         progress=progress,
+        own_writes=OwnWrites.from_json(cached.writes_json)
+        if use and cached is not None and cached.writes_json
+        else None,
     )
     full_at = last_full if result.incremental and last_full else result.pulled_at
     body = {"full_pulled_at": full_at.isoformat(), "snapshot": result.snapshot.to_json()}

@@ -26,11 +26,29 @@ only for what HubSpot tells us did not change:
 Call budget for A accounts, T related types, C changed/new related records,
 D archived accounts (HubSpot keeps them 90 days), O owners:
   full:        ceil(O/500) + ceil(A/100) + T*ceil(A/1000) + sum over types ceil(R_t/100)
-  incremental: ceil(O/500) + (1+T) searches (+1 a page of 200 results)
+  incremental: ceil(O/500) + (1+T) searches (+1 a page of 200 results,
+               +1 for our write-back's range when the last run wrote)
                + max(1, ceil(D/100)) + T*ceil(A/1000) + sum ceil(C_t/100) for unseen ids
 so 10,000 companies with 4 related types cost about 47 calls plus a batch read per
 100 newly linked records, against several hundred for a full pull. Past search's
-10,000-result cap it falls back to a full pull. A record restored from HubSpot's
+10,000-result cap the search goes on from the last modification date it read
+(sorted ascending: HubSpot's documented workaround); only more than 10,000
+changes within one millisecond would need a full pull.
+
+Our own write-back bumps `hs_lastmodifieddate` on every record it writes, so
+without care the next search would return every record we wrote (every company
+on a first run). The write-back remembers, per record, the modification date
+HubSpot answered and the values it sent (`OwnWrites`, kept with the cached
+snapshot); the next pull applies those values to the cache, leaves the range of
+our modification dates out of the change search, and spends one search page on
+that range: a record someone changed after our write has a later date (the
+change search returns it), and any other record inside the range makes its count
+differ from ours, and then the range is read whole. One search call more than
+without write-back, whatever was written. A record another user edited between
+our pull and our write of it carries our date and is caught by the next full
+pull (`full_pull_every_days`), like a record restored from the recycle bin.
+
+A record restored from HubSpot's
 recycle bin keeps its old modification date; the periodic full pull (the flow's
 `full_pull_every_days`, default 7) brings it back.
 
@@ -86,12 +104,12 @@ from healthscore.integrations.hubspot.client import (
     connect,
     unreachable_hint,
 )
+from healthscore.integrations.hubspot.writeback import OwnWrites, epoch_millis
 
 LIST_PAGE = 100
 BATCH_READ = 100
 ASSOCIATION_BATCH = 1_000
 SEARCH_PAGE = 200
-SEARCH_CAP = 10_000
 OWNER_PAGE = 500
 MEMBERSHIP_PAGE = 250  # memberships_api.get_page: "The maximum `limit` is 250."
 MERGED_IDS = "hs_merged_object_ids"
@@ -148,11 +166,14 @@ def pull(
     previous_signature: str | None = None,
     extra_properties: Mapping[str, Iterable[str]] | None = None,
     progress: Progress | None = None,
+    own_writes: OwnWrites | None = None,
 ) -> PullResult:
     """Pull what `playbook` needs: incrementally from `previous` when given, else fully.
 
     `previous` is reused only when `previous_signature` matches what this pull
     needs: a playbook that now reads another property needs a full pull.
+    `own_writes`: what the write-back wrote after `previous` was pulled; records
+    whose only change since is ours are not searched for again (`_Puller.incremental`).
     """
     needs = _properties_needed(playbook, extra_properties)
     puller = _Puller(connection, playbook.object, needs, progress)
@@ -168,12 +189,17 @@ def pull(
         reason = "the playbook reads other properties than the cached snapshot holds"
     else:
         try:
-            snapshot, changed = puller.incremental(previous, since - connection.clock_margin)
+            snapshot, changed = puller.incremental(
+                previous, since - connection.clock_margin, own_writes
+            )
             snapshot = _with_lists(puller, playbook, snapshot)
             reason = f"changes since {since.isoformat(timespec='seconds')}"
             return PullResult(snapshot, started, True, signature, puller.calls, changed, reason)
         except SearchCapReached as exc:
-            reason = f"more than {SEARCH_CAP:,} changed {exc} since the last pull"
+            reason = (
+                f"more than {connection.search_cap:,} {exc} changed in one millisecond "
+                "since the last pull"
+            )
     snapshot = _with_lists(puller, playbook, puller.full())
     changed = {kind: len(records) for kind, records in snapshot.objects.items()}
     return PullResult(snapshot, started, False, signature, puller.calls, changed, reason)
@@ -410,7 +436,7 @@ class _Puller:
     # ------------------------------------------------------------ incremental pull
 
     def incremental(
-        self, previous: CrmSnapshot, since: datetime
+        self, previous: CrmSnapshot, since: datetime, own: OwnWrites | None = None
     ) -> tuple[CrmSnapshot, dict[str, int]]:
         """The snapshot a full pull would return now, from `previous` and what changed.
 
@@ -424,10 +450,19 @@ class _Puller:
         owners = self.owners()
         changed: dict[str, int] = {}
         accounts = {r.id: r for r in previous.records(self.account_type)}
-        fresh, merged = self.search_changed(self.account_type, since, merges=True)
+        if own is not None and own.object_type != self.account_type:
+            own = None
+        if own is not None:
+            accounts.update(self.with_own_writes(accounts, own))
+        skip = own.window() if own is not None else None
+        fresh, merged = self.search_changed(self.account_type, since, merges=True, skip=skip)
+        archived, merged_away = self.archived_ids(self.account_type)
+        if own is not None:
+            gone = {r.id for r in fresh} | archived | merged | merged_away
+            more, more_merged = self.window_changed(own, gone)
+            fresh, merged = fresh + more, merged | more_merged
         for record in fresh:
             accounts[record.id] = record
-        archived, merged_away = self.archived_ids(self.account_type)
         for gone in archived | merged | merged_away:
             accounts.pop(gone, None)
         changed[self.account_type] = len(fresh)
@@ -457,6 +492,28 @@ class _Puller:
             objects[object_type] = sorted(records, key=lambda r: _numeric_first(r.id))
         return CrmSnapshot(owners=owners, objects=objects), changed
 
+    def with_own_writes(
+        self, accounts: Mapping[str, CrmRecord], own: OwnWrites
+    ) -> dict[str, CrmRecord]:
+        """The cached accounts we wrote, as HubSpot holds them after our write.
+
+        Our values and our modification date over the cached ones: what a read
+        right after the write-back would have returned (properties this pull does
+        not ask for are left out, as a read would leave them).
+        """
+        wanted = set(self.needs[self.account_type])
+        modified = modified_property(self.account_type)
+        updated: dict[str, CrmRecord] = {}
+        for record_id, (stamp, values) in own.records.items():
+            record = accounts.get(record_id)
+            if record is None:
+                continue
+            properties = dict(record.properties)
+            properties.update({k: v for k, v in values.items() if k in wanted})
+            properties[modified] = stamp
+            updated[record_id] = CrmRecord(record_id, properties, record.associations)
+        return updated
+
     def archived_ids(self, object_type: str) -> tuple[set[str], set[str]]:
         """Ids in HubSpot's recycle bin, and the ids merged into those (`archived=true` list).
 
@@ -483,48 +540,120 @@ class _Puller:
                 return archived, merged
 
     def search_changed(
-        self, object_type: str, since: datetime, *, merges: bool = False
+        self,
+        object_type: str,
+        since: datetime,
+        *,
+        merges: bool = False,
+        skip: tuple[int, int] | None = None,
     ) -> tuple[list[CrmRecord], set[str]]:
         """Records modified at or after `since`, and (`merges`) the ids merged into them.
 
         A merge bumps the survivor's modification date and lists the merged id in
         its `hs_merged_object_ids`; the merged id itself leaves every endpoint.
+        `skip`: a closed range of modification dates (epoch ms) left out, our own
+        write-back's (`OwnWrites.window`), read by `window_changed` instead.
+        """
+        ranges = [(int(since.timestamp() * 1000), None)]
+        if skip is not None:
+            ranges = [(ranges[0][0], skip[0] - 1), (skip[1] + 1, None)]
+        return self.search_ranges(object_type, ranges, merges=merges)
+
+    def search_ranges(
+        self,
+        object_type: str,
+        ranges: Sequence[tuple[int, int | None]],
+        *,
+        merges: bool = False,
+        expect: int | None = None,
+    ) -> tuple[list[CrmRecord], set[str]]:
+        """Records whose modification date (epoch ms) is in any of the closed `ranges`.
+
+        One query (a filter group per range), sorted by modification date ascending.
+        Past the search cap (10,000 results a query, `HubSpotConnection.search_cap`)
+        the query starts again from the last date read, HubSpot's documented way
+        to page further ("Search the CRM": sort by a date and move its lower bound);
+        ids read twice (the same millisecond) count once. Raises `SearchCapReached`
+        only when more than a cap's worth of records share one millisecond.
+        `expect`: stop after the first page when its `total` equals this.
         """
         properties = self.needs[object_type]
         asked = [*properties, MERGED_IDS] if merges else properties
         merged: set[str] = set()
         modified = modified_property(object_type)
-        millis = str(int(since.timestamp() * 1000))
+        cap = self.connection.search_cap
         records: list[CrmRecord] = []
-        after: str | None = None
+        seen: set[str] = set()
+        low = min(start for start, _ in ranges)
         while True:
-            request = PublicObjectSearchRequest(
-                filter_groups=[
-                    FilterGroup(
-                        filters=[Filter(property_name=modified, operator="GTE", value=millis)]
-                    )
-                ],
-                sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
-                properties=asked,
-                limit=SEARCH_PAGE,
-                after=after,
-            )
-            page = self.call(
-                self.crm.objects.search_api.do_search,
-                object_type,
-                public_object_search_request=request,
-                search=True,
-            )
-            if (page.total or 0) > SEARCH_CAP:
-                raise SearchCapReached(object_type)
-            for item in page.results or []:
-                records.append(CrmRecord(str(item.id), _properties(item.properties, properties)))
-                merged.update(_merged_ids(item.properties))
-            self.report(f"changed {object_type}", len(records), page.total)
-            after = _next_after(page)
-            if after is None:
+            groups = []
+            for start, end in ranges:
+                if end is not None and end < max(start, low):
+                    continue
+                bounds = [Filter(property_name=modified, operator="GTE", value=str(max(start, low)))]
+                if end is not None:
+                    bounds.append(Filter(property_name=modified, operator="LTE", value=str(end)))
+                groups.append(FilterGroup(filters=bounds))
+            if not groups:
                 return records, merged
+            after: str | None = None
+            read = 0
+            last: int | None = None
+            while True:
+                request = PublicObjectSearchRequest(
+                    filter_groups=groups,
+                    sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
+                    properties=asked,
+                    limit=SEARCH_PAGE,
+                    after=after,
+                )
+                page = self.call(
+                    self.crm.objects.search_api.do_search,
+                    object_type,
+                    public_object_search_request=request,
+                    search=True,
+                )
+                if expect is not None and page.total == expect:
+                    return [], set()
+                expect = None
+                for item in page.results or []:
+                    read += 1
+                    values = item.properties or {}
+                    last = epoch_millis(values.get(modified)) or last
+                    if str(item.id) in seen:
+                        continue
+                    seen.add(str(item.id))
+                    records.append(CrmRecord(str(item.id), _properties(values, properties)))
+                    merged.update(_merged_ids(values))
+                self.report(f"changed {object_type}", len(records), page.total)
+                after = _next_after(page)
+                if after is None:
+                    return records, merged
+                if read >= cap:
+                    break  # the next page would start past the cap: move the lower bound
+            if last is None or last <= low:
+                raise SearchCapReached(object_type)
+            low = last
 
+    def window_changed(
+        self, own: OwnWrites, accounted: set[str]
+    ) -> tuple[list[CrmRecord], set[str]]:
+        """Other changes among our own writes' modification dates, read only when there are.
+
+        Inside `own.window()` every record we wrote and nobody touched since still
+        has that date. One search page tells how many records the window holds
+        now; when that equals the records we wrote there that have not left it
+        (`accounted`: returned by the change search with a later date, archived or
+        merged), the window holds only our writes and nothing is read. Otherwise
+        the whole window is read (every record in it, ours included).
+        """
+        window = own.window()
+        if window is None:
+            return [], set()
+        ours = sum(1 for record_id in own.records if record_id not in accounted)
+        return self.search_ranges(
+            self.account_type, [window], merges=True, expect=ours
+        )
 
 def _pairs(account_ids: Iterable[str]) -> list[str]:
     """A record's accounts: each record->account pair once (`association_ids`), in id order."""
