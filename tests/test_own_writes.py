@@ -21,6 +21,7 @@ import pytest
 from hubspot import HubSpot
 from hubspot.crm.companies import SimplePublicObjectInput
 
+from healthscore.core.crm import CrmSnapshot
 from healthscore.core.scoring import Scorer
 from healthscore.core.trends import Baseline, Comparison, compare
 from healthscore.history import HistoryStore, RunInfo, open_store
@@ -60,9 +61,7 @@ def _connection(url: str) -> HubSpotConnection:
 
 def _full(connection: HubSpotConnection) -> dict[str, Any]:
     """What a fresh full pull sees now, with the write-back's properties."""
-    return dict(
-        pull(STALE, connection, extra_properties=cached._extra(STALE)).snapshot.to_json()
-    )
+    return dict(pull(STALE, connection, extra_properties=cached._extra(STALE)).snapshot.to_json())
 
 
 def _run(
@@ -75,11 +74,24 @@ def _run(
     run = RunInfo(STALE.name, STALE.content_hash, AS_OF, "sandbox", AS_OF)
     run_id = store.record_run(run, comparisons, pulled.cache)
     if write:
-        written = write_back(connection, STALE, comparisons, pulled.snapshot)
-        assert written.written is not None
-        key = cached.cache_key("sandbox", connection, STALE)
-        assert store.remember_writes(key, run_id, written.written.to_json())
+        _write(store, connection, run_id, comparisons, pulled.snapshot)
     return pulled, run_id, comparisons
+
+
+def _write(
+    store: HistoryStore,
+    connection: HubSpotConnection,
+    run_id: int,
+    comparisons: list[Comparison],
+    snapshot: CrmSnapshot,
+) -> int:
+    """The write-back task: write, read back, remember with the run's cache; its calls."""
+    written = write_back(connection, STALE, comparisons, snapshot)
+    assert written.written is not None
+    remembered, calls = cached.read_back_writes(STALE, connection, written.written)
+    key = cached.cache_key("sandbox", connection, STALE)
+    assert store.remember_writes(key, run_id, remembered.to_json())
+    return written.calls + calls
 
 
 def _rename(crm: Any, company_id: str, name: str) -> None:
@@ -124,7 +136,7 @@ def test_our_own_writes_are_not_read_again(sandbox: SandboxUrls, db_url: str) ->
     crm = HubSpot(access_token="t", host=sandbox.hubspot_url).crm
     connection = _connection(sandbox.hubspot_url)
     with open_store(db_url) as store:
-        first, _, _ = _run(store, connection)  # writes all 45 companies' scores
+        _run(store, connection)  # writes all 45 companies' scores
         assert store.load_cache(cached.cache_key("sandbox", connection, STALE)) is not None
         _rename(crm, "1010", "Changed after our write")
         second, _, _ = _run(store, connection, write=False)
@@ -137,9 +149,7 @@ def test_our_own_writes_are_not_read_again(sandbox: SandboxUrls, db_url: str) ->
         assert third.snapshot.to_json() == _full(connection)
 
 
-def test_another_change_inside_our_writes_window_is_read(
-    sandbox: SandboxUrls, db_url: str
-) -> None:
+def test_another_change_inside_our_writes_window_is_read(sandbox: SandboxUrls, db_url: str) -> None:
     """A foreign edit between two of our batches: the window's count gives it away."""
     crm = HubSpot(access_token="t", host=sandbox.hubspot_url).crm
     connection = _connection(sandbox.hubspot_url)
@@ -155,7 +165,9 @@ def test_another_change_inside_our_writes_window_is_read(
         assert early.written is not None and late.written is not None
         both = OwnWrites("companies", {**early.written.records, **late.written.records})
         assert len(both.records) == 20 and "1040" not in both.records
-        store.remember_writes(pulled.source_key, run_id, both.to_json())
+        remembered, calls = cached.read_back_writes(STALE, connection, both)
+        assert calls == 1 and len(remembered.records) == 20
+        store.remember_writes(pulled.source_key, run_id, remembered.to_json())
         second, _, _ = _run(store, connection, write=False)
     # the window holds our 20 and 1040: 21 != 20, so it is read: 20, then from the 20th's
     # date 2 more (1 new); the change search outside the window: 1 page, empty
@@ -164,3 +176,21 @@ def test_another_change_inside_our_writes_window_is_read(
     assert {r.properties["name"] for r in second.snapshot.records("companies")} >= {
         "Edited during our write-back"
     }
+
+
+def test_an_edit_between_our_pull_and_our_write_is_not_lost(
+    sandbox: SandboxUrls, db_url: str
+) -> None:
+    """Our write stamps its date over the edit; what we read back after it holds the edit."""
+    crm = HubSpot(access_token="t", host=sandbox.hubspot_url).crm
+    connection = _connection(sandbox.hubspot_url)
+    with open_store(db_url) as store:
+        first, run_id, comparisons = _run(store, connection, write=False)
+        _rename(crm, "1005", "Edited before our write")
+        # 45 records: the property read, group and 7 properties created, 1 batch; 1 read back
+        assert _write(store, connection, run_id, comparisons, first.snapshot) == 1 + 1 + 7 + 1 + 1
+        second, _, _ = _run(store, connection, write=False)
+    assert second.incremental and second.calls == FIXED + 1 + 1
+    names = {r.id: r.properties["name"] for r in second.snapshot.records("companies")}
+    assert names["1005"] == "Edited before our write"
+    assert second.snapshot.to_json() == _full(connection)

@@ -137,6 +137,15 @@ def pull(
     )
 
 
+def read_back_writes(
+    playbook: Playbook, connection: HubSpotConnection, written: OwnWrites
+) -> tuple[OwnWrites, int]:
+    """The written records as the next pull needs them (`hubspot.pull.read_back`); calls."""
+    from healthscore.integrations.hubspot import pull as hubspot
+
+    return hubspot.read_back(playbook, connection, written, _extra(playbook))
+
+
 def _payload(cached: CacheEntry | None) -> tuple[CrmSnapshot, datetime] | None:
     """The cached snapshot and its last full pull, or None (no cache, or the old format)."""
     if cached is None:

@@ -29,7 +29,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
@@ -97,16 +97,18 @@ class RecordUpdate:
 class OwnWrites:
     """What one write-back wrote, so the next incremental pull can tell our writes apart.
 
-    `records`: record id -> (`hs_lastmodifieddate` as HubSpot's batch update answered
-    it, the values written). HubSpot stamps every write with a new modification date
-    (the answer's `updatedAt` and `properties.hs_lastmodifieddate`, objects spec
+    `records`: record id -> (`hs_lastmodifieddate`, property values). From
+    `write_back`: the date HubSpot's batch update answered and the values sent;
+    after `pull.read_back`: the date and every value the pull needs, as read right
+    after the write. HubSpot stamps every write with a new modification date (the
+    answer's `updatedAt` and `properties.hs_lastmodifieddate`, objects spec
     `BatchResponseSimplePublicObject`), so a record whose modification date still
-    equals ours has had no change since ours. JSON: `{"object": ..., "records":
-    {id: [modified, {property: value}]}}`.
+    equals the remembered one has not changed since. JSON: `{"object": ...,
+    "records": {id: [modified, {property: value}]}}`.
     """
 
     object_type: str
-    records: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    records: dict[str, tuple[str, dict[str, str | None]]] = field(default_factory=dict)
 
     def window(self) -> tuple[int, int] | None:
         """The first and last of our modification dates (epoch ms), or None without any."""
