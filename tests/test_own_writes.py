@@ -159,19 +159,19 @@ def test_another_change_inside_our_writes_window_is_read(sandbox: SandboxUrls, d
         assert pulled is not None
         snapshot = cached._payload(pulled)
         assert snapshot is not None
-        early = write_back(connection, STALE, comparisons[:10], snapshot[0])
+        early = write_back(connection, STALE, comparisons[:5], snapshot[0])
         _rename(crm, "1040", "Edited during our write-back")
-        late = write_back(connection, STALE, comparisons[10:20], snapshot[0])
+        late = write_back(connection, STALE, comparisons[5:10], snapshot[0])
         assert early.written is not None and late.written is not None
         both = OwnWrites("companies", {**early.written.records, **late.written.records})
-        assert len(both.records) == 20 and "1040" not in both.records
+        assert len(both.records) == 10 and "1040" not in both.records
         remembered, calls = cached.read_back_writes(STALE, connection, both)
-        assert calls == 1 and len(remembered.records) == 20
+        assert calls == 1 and len(remembered.records) == 10
         store.remember_writes(pulled.source_key, run_id, remembered.to_json())
         second, _, _ = _run(store, connection, write=False)
-    # the window holds our 20 and 1040: 21 != 20, so it is read: 20, then from the 20th's
-    # date 2 more (1 new); the change search outside the window: 1 page, empty
-    assert second.incremental and second.calls == FIXED + 1 + 2
+    # the window holds our 10 and 1040: 11 != 10 on its first page, which holds all 11;
+    # the change search outside the window: 1 page, empty
+    assert second.incremental and second.calls == FIXED + 1 + 1
     assert second.snapshot.to_json() == _full(connection)
     assert {r.properties["name"] for r in second.snapshot.records("companies")} >= {
         "Edited during our write-back"
@@ -194,3 +194,50 @@ def test_an_edit_between_our_pull_and_our_write_is_not_lost(
     names = {r.id: r.properties["name"] for r in second.snapshot.records("companies")}
     assert names["1005"] == "Edited before our write"
     assert second.snapshot.to_json() == _full(connection)
+
+
+def _stamp(second: int) -> str:
+    return (WINDOW_START + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+
+
+WINDOW_START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def test_a_foreign_edit_among_many_of_our_writes_is_found_by_halving_the_window() -> None:
+    """Our 44 writes 1 s apart, 1040's foreign edit among them; the cap is 20 a query.
+
+    Window [0 s, 44 s] holds 45 records, ours 44: halve. [0, 22]: 23 = 23 of ours.
+    [22.001, 44]: 22 vs 21, two pages: halve. [22.001, 33]: 11 = 11. [33.001, 44]:
+    11 vs 10, one page: read it (1034..1044). Five window pages, not a read of all 45.
+    """
+    data = big_seed()
+    for number, record in enumerate(data["companies"]):
+        record["properties"]["hs_lastmodifieddate"] = _stamp(number)
+    with running_sandbox(
+        data, rate_limit=100_000, search_rate_per_second=1_000, search_cap=CAP
+    ) as urls:
+        connection = _connection(urls.hubspot_url)
+        extra = cached._extra(STALE)
+        full = pull(STALE, connection, extra_properties=extra)
+        ours = OwnWrites(
+            "companies",
+            {
+                r.id: (r.properties["hs_lastmodifieddate"] or "", dict(r.properties))
+                for r in full.snapshot.records("companies")
+                if r.id != "1040"
+            },
+        )
+        stale = CrmSnapshot.from_json(full.snapshot.to_json())  # the cache: 1040 as it was
+        next(r for r in stale.records("companies") if r.id == "1040").properties["name"] = "Old"
+        result = pull(
+            STALE,
+            connection,
+            previous=stale,
+            since=WINDOW_START - timedelta(hours=1),
+            previous_signature=full.signature,
+            extra_properties=extra,
+            own_writes=ours,
+        )
+    assert result.incremental and result.calls == FIXED + 1 + 5
+    assert result.changed["companies"] == 11
+    assert result.snapshot.to_json() == full.snapshot.to_json()

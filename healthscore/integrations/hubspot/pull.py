@@ -68,6 +68,7 @@ retries with backoff (honouring Retry-After) live in the client's urllib3 Retry.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -596,7 +597,6 @@ class _Puller:
         ranges: Sequence[tuple[int, int | None]],
         *,
         merges: bool = False,
-        expect: int | None = None,
     ) -> tuple[list[CrmRecord], set[str]]:
         """Records whose modification date (epoch ms) is in any of the closed `ranges`.
 
@@ -606,58 +606,30 @@ class _Puller:
         to page further ("Search the CRM": sort by a date and move its lower bound);
         ids read twice (the same millisecond) count once. Raises `SearchCapReached`
         only when more than a cap's worth of records share one millisecond.
-        `expect`: stop after the first page when its `total` equals this.
         """
-        properties = self.needs[object_type]
-        asked = [*properties, MERGED_IDS] if merges else properties
-        merged: set[str] = set()
         modified = modified_property(object_type)
         cap = self.connection.search_cap
         records: list[CrmRecord] = []
+        merged: set[str] = set()
         seen: set[str] = set()
         low = min(start for start, _ in ranges)
         while True:
-            groups = []
-            for start, end in ranges:
-                if end is not None and end < max(start, low):
-                    continue
-                bounds = [
-                    Filter(property_name=modified, operator="GTE", value=str(max(start, low)))
-                ]
-                if end is not None:
-                    bounds.append(Filter(property_name=modified, operator="LTE", value=str(end)))
-                groups.append(FilterGroup(filters=bounds))
-            if not groups:
+            bounded = [(max(start, low), end) for start, end in ranges if end is None or end >= low]
+            if not bounded:
                 return records, merged
             after: str | None = None
             read = 0
             last: int | None = None
             while True:
-                request = PublicObjectSearchRequest(
-                    filter_groups=groups,
-                    sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
-                    properties=asked,
-                    limit=SEARCH_PAGE,
-                    after=after,
-                )
-                page = self.call(
-                    self.crm.objects.search_api.do_search,
-                    object_type,
-                    public_object_search_request=request,
-                    search=True,
-                )
-                if expect is not None and page.total == expect:
-                    return [], set()
-                expect = None
-                for item in page.results or []:
+                page = self.search_page(object_type, bounded, merges=merges, after=after)
+                found, ids = self.page_records(object_type, page)
+                merged |= ids
+                for item, record in zip(page.results or [], found, strict=True):
                     read += 1
-                    values = item.properties or {}
-                    last = epoch_millis(values.get(modified)) or last
-                    if str(item.id) in seen:
-                        continue
-                    seen.add(str(item.id))
-                    records.append(CrmRecord(str(item.id), _properties(values, properties)))
-                    merged.update(_merged_ids(values))
+                    last = epoch_millis((item.properties or {}).get(modified)) or last
+                    if record.id not in seen:
+                        seen.add(record.id)
+                        records.append(record)
                 self.report(f"changed {object_type}", len(records), page.total)
                 after = _next_after(page)
                 if after is None:
@@ -668,23 +640,89 @@ class _Puller:
                 raise SearchCapReached(object_type)
             low = last
 
+    def search_page(
+        self,
+        object_type: str,
+        ranges: Sequence[tuple[int, int | None]],
+        *,
+        merges: bool = False,
+        after: str | None = None,
+    ) -> Any:
+        """One page (200) of the records modified within the closed `ranges` (epoch ms)."""
+        properties = self.needs[object_type]
+        modified = modified_property(object_type)
+        groups = []
+        for start, end in ranges:
+            bounds = [Filter(property_name=modified, operator="GTE", value=str(start))]
+            if end is not None:
+                bounds.append(Filter(property_name=modified, operator="LTE", value=str(end)))
+            groups.append(FilterGroup(filters=bounds))
+        request = PublicObjectSearchRequest(
+            filter_groups=groups,
+            sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
+            properties=[*properties, MERGED_IDS] if merges else properties,
+            limit=SEARCH_PAGE,
+            after=after,
+        )
+        return self.call(
+            self.crm.objects.search_api.do_search,
+            object_type,
+            public_object_search_request=request,
+            search=True,
+        )
+
+    def page_records(self, object_type: str, page: Any) -> tuple[list[CrmRecord], set[str]]:
+        """A search page's records (the properties this pull needs) and their merged ids."""
+        properties = self.needs[object_type]
+        records: list[CrmRecord] = []
+        merged: set[str] = set()
+        for item in page.results or []:
+            records.append(CrmRecord(str(item.id), _properties(item.properties, properties)))
+            merged |= _merged_ids(item.properties)
+        return records, merged
+
     def window_changed(
         self, own: OwnWrites, accounted: set[str]
     ) -> tuple[list[CrmRecord], set[str]]:
-        """Other changes among our own writes' modification dates, read only when there are.
+        """Other changes among our own writes' modification dates, read only where they are.
 
         Inside `own.window()` every record we wrote and nobody touched since still
-        has that date. One search page tells how many records the window holds
-        now; when that equals the records we wrote there that have not left it
-        (`accounted`: returned by the change search with a later date, archived or
-        merged), the window holds only our writes and nothing is read. Otherwise
-        the whole window is read (every record in it, ours included).
+        has the date we remembered. One search page on a range tells how many
+        records it holds now (`total`); when that is the number of our records
+        there that have not left it (`accounted`: returned by the change search
+        with a later date, archived or merged), the range holds only our writes.
+        Otherwise a range that fits on that page is read from it, and a larger one
+        is halved and each half checked the same way: a few foreign edits among N
+        of our writes cost about 2 log2(N/200) pages, not N/200.
         """
         window = own.window()
         if window is None:
             return [], set()
-        ours = sum(1 for record_id in own.records if record_id not in accounted)
-        return self.search_ranges(self.account_type, [window], merges=True, expect=ours)
+        dates = sorted(
+            stamp
+            for record_id, (modified, _) in own.records.items()
+            if record_id not in accounted and (stamp := epoch_millis(modified)) is not None
+        )
+        records: list[CrmRecord] = []
+        merged: set[str] = set()
+        pending = [window]
+        while pending:
+            low, high = pending.pop()
+            ours = bisect.bisect_right(dates, high) - bisect.bisect_left(dates, low)
+            page = self.search_page(self.account_type, [(low, high)], merges=True)
+            if page.total == ours:
+                continue
+            if _next_after(page) is None:  # the whole range is on this page
+                found, ids = self.page_records(self.account_type, page)
+            elif low == high:  # more than a page within one millisecond: page through it
+                found, ids = self.search_ranges(self.account_type, [(low, high)], merges=True)
+            else:
+                middle = (low + high) // 2
+                pending += [(middle + 1, high), (low, middle)]
+                continue
+            records += found
+            merged |= ids
+        return records, merged
 
 
 def _pairs(account_ids: Iterable[str]) -> list[str]:
