@@ -114,6 +114,26 @@ def test_the_sandbox_bumps_the_modification_date_and_answers_it(sandbox: Sandbox
     assert result.updated_at.isoformat(timespec="milliseconds") == after.replace("Z", "+00:00")
 
 
+def test_the_sandbox_refuses_to_page_past_the_cap_as_hubspot_does(sandbox: SandboxUrls) -> None:
+    from hubspot.crm.objects import PublicObjectSearchRequest
+    from hubspot.crm.objects.exceptions import ApiException
+
+    from healthscore.sandbox.state import SandboxState
+
+    assert SandboxState().search_cap == 10_000  # HubSpot's, unless a test asks for less
+    search = HubSpot(access_token="t", host=sandbox.hubspot_url).crm.objects.search_api
+    page = search.do_search("companies", public_object_search_request=PublicObjectSearchRequest(
+        limit=200, after="0"
+    ))  # fmt: skip
+    assert (page.total, len(page.results), page.paging.next.after) == (45, 20, "20")
+    with pytest.raises(ApiException) as refused:
+        search.do_search("companies", public_object_search_request=PublicObjectSearchRequest(
+            limit=200, after="20"
+        ))  # fmt: skip
+    assert refused.value.status == 400
+    assert "Cannot page past 20 results" in str(refused.value.body)
+
+
 def test_search_past_the_cap_moves_the_lower_bound_instead_of_a_full_pull(
     sandbox: SandboxUrls, db_url: str
 ) -> None:
