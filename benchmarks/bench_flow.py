@@ -4,8 +4,9 @@
 
 One script run: a deterministic CRM (`healthscore sample`'s generator, seed 7) in a
 HubSpot sandbox with HubSpot Professional's limits (190 requests / 10 s, 5 searches / s)
-in its own process; a local Prefect server (`flows/local_server.py`, stopped at the end);
-an empty SQLite history. Run 1 is the playbook's first run (`playbooks/default.yaml`:
+in its own process; a Prefect server of its own (with its services: the task run
+recorder keeps the task runs whose seconds are printed), stopped at the end; an empty
+SQLite history. Run 1 is the playbook's first run (`playbooks/default.yaml`:
 a full pull, every company's score written back). Then `--changed` of the companies
 are updated through the HubSpot API (batch update of `csm_pulse`), and run 2 follows.
 Each run is `flows.score_accounts` in a fresh process, so its peak RSS is its own.
@@ -127,7 +128,8 @@ def _minimum(seed: dict[str, Any], run: dict[str, Any], full: bool) -> tuple[int
     accounts = len(seed["companies"])
     summary = run["summary"]
     batches = math.ceil(summary["written_records"] / 100)
-    setup = summary["writeback_calls"] - batches  # the property read (and creation, first run)
+    # the property read (and creation, first run); not our read-back of what was written
+    setup = summary["writeback_calls"] - 2 * batches
     actions = run["calls_total"] - summary["pull_calls"] - summary["writeback_calls"]
     owners = math.ceil(len(seed["owners"]) / 500)
     write = batches + setup + actions
@@ -149,7 +151,6 @@ def _db_size(path: Path) -> int:
 
 
 def bench(companies: int, changed: float, keep: Path | None) -> None:
-    from flows.local_server import PID_FILE, local_api_url
     from healthscore.demo.sample import generate_snapshot
 
     work = keep or Path(tempfile.mkdtemp(prefix="bench-flow-"))
@@ -167,18 +168,23 @@ def bench(companies: int, changed: float, keep: Path | None) -> None:
         start_new_session=True,
     )
     home = work / "prefect"
-    started_server = False
+    home.mkdir(exist_ok=True)
+    prefect_port = _free_port()
+    api_url = f"http://127.0.0.1:{prefect_port}/api"
+    server_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    server_env |= {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    with open(home / "server.log", "wb") as log:
+        server = subprocess.Popen(
+            [*command, "--port", str(prefect_port)],
+            env=server_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                _get(f"{base}/_sandbox/stats")
-                break
-            except Exception:
-                if time.monotonic() > deadline or sandbox.poll() is not None:
-                    raise SystemExit("the sandbox did not start") from None
-                time.sleep(0.5)
-        api_url, started_server = local_api_url(home)
+        _wait(f"{base}/_sandbox/stats", sandbox)
+        _wait(f"{api_url}/health", server)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHSCORE_")}
         env |= {
             "PREFECT_API_URL": api_url,
@@ -201,11 +207,21 @@ def bench(companies: int, changed: float, keep: Path | None) -> None:
             runs.append(run)
         _print(companies, seed, runs, changed)
     finally:
-        os.killpg(sandbox.pid, signal.SIGTERM)
-        sandbox.wait(timeout=30)
-        if started_server:
-            pid = (home / PID_FILE).read_text(encoding="utf-8").strip()
-            os.killpg(int(pid), signal.SIGTERM)
+        for process in (sandbox, server):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            _get(url)
+            return
+        except Exception:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"{url} did not answer") from None
+            time.sleep(0.5)
 
 
 def _get_post(url: str) -> None:
