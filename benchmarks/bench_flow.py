@@ -153,7 +153,10 @@ def _db_size(path: Path) -> int:
 def bench(companies: int, changed: float, keep: Path | None) -> None:
     from healthscore.demo.sample import generate_snapshot
 
-    work = keep or Path(tempfile.mkdtemp(prefix="bench-flow-"))
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="bench-flow-") as folder:
+            return bench(companies, changed, Path(folder))
+    work = keep
     work.mkdir(parents=True, exist_ok=True)
     seed = generate_snapshot(companies, seed=7)
     crm = work / "crm.json"
@@ -213,7 +216,7 @@ def bench(companies: int, changed: float, keep: Path | None) -> None:
 
 
 def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 3600  # a 50k-company seed loads for minutes
     while True:
         try:
             _get(url)
@@ -283,7 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--companies", type=int, nargs="+", default=[10_000])
     parser.add_argument("--changed", type=float, default=0.01, help="share changed before run 2")
-    parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder)")
+    parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one, removed at the end)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
