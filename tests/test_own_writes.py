@@ -24,7 +24,7 @@ from hubspot.crm.companies import SimplePublicObjectInput
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.scoring import Scorer
 from healthscore.core.trends import Baseline, Comparison, compare
-from healthscore.history import HistoryStore, RunInfo, open_store
+from healthscore.history import CacheEntry, HistoryStore, RunInfo, open_store
 from healthscore.integrations.hubspot.client import HubSpotConnection
 from healthscore.integrations.hubspot.pull import pull
 from healthscore.integrations.hubspot.writeback import OwnWrites, write_back
@@ -261,3 +261,19 @@ def test_a_foreign_edit_among_many_of_our_writes_is_found_by_halving_the_window(
     assert result.incremental and result.calls == FIXED + 1 + 5
     assert result.changed["companies"] == 11
     assert result.snapshot.to_json() == full.snapshot.to_json()
+
+
+def test_remembered_writes_belong_to_the_run_that_stored_the_cache(db_url: str) -> None:
+    """Kept with that run's cache; the next run's cache (its pull saw them) clears them."""
+    key, moment = "sandbox:k", datetime(2026, 11, 2, 9, tzinfo=UTC)
+    run = RunInfo(STALE.name, STALE.content_hash, moment, "sandbox", moment)
+    with open_store(db_url) as store:
+        first = store.record_run(run, [], CacheEntry(key, moment, "{}", "sig"))
+        assert store.remember_writes(key, first, '{"object":"companies","records":{}}')
+        cache = store.load_cache(key)
+        assert cache is not None and cache.writes_json == '{"object":"companies","records":{}}'
+        second = store.record_run(run, [], CacheEntry(key, moment, "{}", "sig"))
+        cache = store.load_cache(key)
+        assert cache is not None and cache.writes_json is None
+        assert not store.remember_writes(key, first, "{}")  # a run whose cache was replaced
+        assert store.remember_writes(key, second, "{}")
