@@ -286,7 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--companies", type=int, nargs="+", default=[10_000])
     parser.add_argument("--changed", type=float, default=0.01, help="share changed before run 2")
-    parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one, removed at the end)")
+    parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

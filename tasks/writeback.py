@@ -40,12 +40,16 @@ def write_back_scores(
     result = write_back(connection, playbook, comparisons, snapshot)
     logger = get_run_logger()
     if run_id is not None and result.written is not None and result.written.records:
-        remembered, calls = read_back_writes(playbook, connection, result.written)
-        result.calls += calls
-        with open_store(db_url) as store:
-            store.remember_writes(
-                cache_key(source, connection, playbook), run_id, remembered.to_json()
-            )
+        try:
+            remembered, calls = read_back_writes(playbook, connection, result.written)
+        except Exception as exc:  # the writes are done; the next pull just searches them
+            logger.warning("could not read the written records back: %s", exc)
+        else:
+            result.calls += calls
+            with open_store(db_url) as store:
+                store.remember_writes(
+                    cache_key(source, connection, playbook), run_id, remembered.to_json()
+                )
     logger.info(
         "write-back: %d values on %d %s, %d API calls",
         result.values,

@@ -43,10 +43,11 @@ date (`OwnWrites`, with the cached snapshot). The next pull takes those values,
 leaves the range of those dates out of the change search, and spends one search
 page on that range: a record someone changed after our read has a later date
 (the change search returns it), and any other record inside the range makes its
-count differ from ours, and then the range is read whole. An edit someone made
-between our pull and our write is in what we read back. So: one batch read per
-100 written records and one search call, instead of a search page per 200
-written records (and a full pull past 10,000 of them).
+count differ from ours; such a range is halved until the others fit on a page
+(`window_changed`). An edit someone made between our pull and our write is in
+what we read back. So: one batch read per 100 written records and one search
+call, instead of a search page per 200 written records (and a full pull past
+10,000 of them).
 
 A record restored from HubSpot's
 recycle bin keeps its old modification date; the periodic full pull (the flow's
