@@ -177,12 +177,8 @@ def pull(
     `own_writes`: what the write-back wrote after `previous` was pulled; records
     whose only change since is ours are not searched for again (`_Puller.incremental`).
     """
-    needs = _properties_needed(playbook, extra_properties)
-    puller = _Puller(connection, playbook.object, needs, progress)
-    if is_custom_object(playbook.object):  # its name is its primary display property
-        shown = puller.schema(playbook.object).get("primaryDisplayProperty")
-        if shown and shown not in needs[playbook.object]:
-            needs[playbook.object] = sorted([*needs[playbook.object], str(shown)])
+    puller = _puller(playbook, connection, extra_properties, progress)
+    needs = puller.needs
     signature = hashlib.sha256(json.dumps(needs, sort_keys=True).encode()).hexdigest()[:16]
     started = datetime.now(UTC)
     if previous is None or since is None:
@@ -235,9 +231,9 @@ def read_back(
     list of the next pull removes them.
     """
     object_type = playbook.object
-    properties = _properties_needed(playbook, extra_properties)[object_type]
+    puller = _puller(playbook, connection, extra_properties, None)
+    properties = puller.needs[object_type]
     modified = modified_property(object_type)
-    puller = _Puller(connection, object_type, {object_type: properties}, None)
     records: dict[str, tuple[str, dict[str, str | None]]] = {}
     ids = sorted(written.records, key=_numeric_first)
     for start in range(0, len(ids), BATCH_READ):
@@ -256,6 +252,22 @@ def read_back(
             if stamp:
                 records[str(item.id)] = (stamp, values)
     return OwnWrites(object_type, records), puller.calls
+
+
+def _puller(
+    playbook: Playbook,
+    connection: HubSpotConnection,
+    extra_properties: Mapping[str, Iterable[str]] | None,
+    progress: Progress | None,
+) -> _Puller:
+    """A puller asking for what the playbook needs (a custom object: its display name too)."""
+    needs = _properties_needed(playbook, extra_properties)
+    puller = _Puller(connection, playbook.object, needs, progress)
+    if is_custom_object(playbook.object):  # its name is its primary display property
+        shown = puller.schema(playbook.object).get("primaryDisplayProperty")
+        if shown and shown not in needs[playbook.object]:
+            needs[playbook.object] = sorted([*needs[playbook.object], str(shown)])
+    return puller
 
 
 def _properties_needed(

@@ -5,8 +5,8 @@ batch update answered and the values sent), set by the run's write-back and
 cleared when the next run stores its cache. The next incremental pull leaves
 our own writes out of its change search instead of reading every written record.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
