@@ -141,7 +141,7 @@ def score_accounts(
         else:
             try:
                 written = write_back_scores(
-                    playbook, source, big(comparisons), big(pulled.snapshot)
+                    playbook, source, big(comparisons), big(pulled.snapshot), db_url, run_id
                 )
             except WritebackError as exc:  # e.g. a missing scope: the actions still run
                 written = WritebackResult(problems=[str(exc)])

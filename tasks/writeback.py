@@ -8,8 +8,9 @@ from prefect.cache_policies import NO_CACHE
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Comparison
+from healthscore.history import open_store
 from healthscore.integrations.hubspot.writeback import WritebackResult, write_back
-from healthscore.sources.cached import connect_source
+from healthscore.sources.cached import cache_key, connect_source, read_back_writes
 from tasks.crm import hubspot_token
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 
@@ -22,12 +23,33 @@ from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
     cache_policy=NO_CACHE,
 )
 def write_back_scores(
-    playbook: Playbook, source: str, comparisons: list[Comparison], snapshot: CrmSnapshot
+    playbook: Playbook,
+    source: str,
+    comparisons: list[Comparison],
+    snapshot: CrmSnapshot,
+    db_url: str | None = None,
+    run_id: int | None = None,
 ) -> WritebackResult:
-    """Only changed values are sent, so a retry after a partial failure resends little."""
+    """Only changed values are sent, so a retry after a partial failure resends little.
+
+    With `run_id` (the stored run), the written records are read back (one batch read
+    per 100) and kept with the CRM cache that run stored, so the next incremental pull
+    does not search for our own writes again (`healthscore.integrations.hubspot.pull`).
+    """
     connection = connect_source(source, hubspot_token(source))
     result = write_back(connection, playbook, comparisons, snapshot)
     logger = get_run_logger()
+    if run_id is not None and result.written is not None and result.written.records:
+        try:
+            remembered, calls = read_back_writes(playbook, connection, result.written)
+        except Exception as exc:  # the writes are done; the next pull just searches them
+            logger.warning("could not read the written records back: %s", exc)
+        else:
+            result.calls += calls
+            with open_store(db_url) as store:
+                store.remember_writes(
+                    cache_key(source, connection, playbook), run_id, remembered.to_json()
+                )
     logger.info(
         "write-back: %d values on %d %s, %d API calls",
         result.values,

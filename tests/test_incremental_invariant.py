@@ -2,7 +2,10 @@
 
 A hypothesis state machine drives random changes through the sandbox's HubSpot
 API with the real hubspot-api-client: create/update/archive/merge companies,
-create/archive tickets, meetings and contacts, add and remove associations.
+create/archive tickets, meetings and contacts, add and remove associations, and
+our own write-back of the last run's scores (read back and remembered as the
+write-back task does; sometimes right after another edit of a company, which our
+write's modification date then covers).
 After every step the run's pull goes the way the flow's does (the cache read
 from and written to the history store, SQLite and PostgreSQL) and must give
 exactly the snapshot, hence the scores, of a fresh full pull. 2 x 10 examples
@@ -25,8 +28,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.scoring import Scorer
+from healthscore.core.trends import Baseline, compare
 from healthscore.history import RunInfo, open_store
 from healthscore.integrations.hubspot.pull import pull
+from healthscore.integrations.hubspot.writeback import write_back
 from healthscore.sandbox import SandboxUrls, running_sandbox
 from healthscore.sources import cached
 from tests.test_stale_pulls import STALE, fast_connection, seed
@@ -61,7 +66,7 @@ def test_an_incremental_run_always_scores_like_a_full_pull(
     connection = fast_connection(sandbox.hubspot_url)
     live = {"companies": ["601", "801"], "tickets": [], "meetings": ["7001", "7801"]}
     live["contacts"] = ["5001"]
-    steps = {"runs": 0, "incremental": 0}
+    steps = {"runs": 0, "incremental": 0, "writes": 0}
 
     with open_store(db_url) as store:
 
@@ -69,6 +74,7 @@ def test_an_incremental_run_always_scores_like_a_full_pull(
             def __init__(self) -> None:
                 super().__init__()
                 self.cache_started = False  # each example starts with a first (full) pull
+                self.last: tuple[int, CrmSnapshot] | None = None  # the last run's id, pull
 
             @rule(named=st.booleans())
             def create_company(self, named: bool) -> None:
@@ -137,6 +143,26 @@ def test_an_incremental_run_always_scores_like_a_full_pull(
                     record, target = _nth(live[kind], pick), _nth(live["companies"], to)
                     crm.associations.v4.basic_api.archive(kind, record, "companies", target)
 
+            @rule(pick=PICK, edit_first=st.booleans(), bonus=st.integers(0, 3))
+            def write_back_scores(self, pick: int, edit_first: bool, bonus: int) -> None:
+                """Our write-back of the last run's scores (plus `bonus`, so values change)."""
+                if self.last is None:
+                    return
+                run_id, snapshot = self.last
+                if edit_first:  # another user's edit between our pull and our write
+                    self.rename_company(pick)
+                scores = Scorer(STALE).score_snapshot(snapshot, AS_OF)
+                for score in scores:
+                    score.score += bonus
+                comparisons = compare(scores, Baseline(), STALE.trend.flat_band)
+                written = write_back(connection, STALE, comparisons, snapshot)
+                assert written.written is not None
+                if written.written.records:
+                    remembered, _ = cached.read_back_writes(STALE, connection, written.written)
+                    key = cached.cache_key("sandbox", connection, STALE)
+                    assert store.remember_writes(key, run_id, remembered.to_json())
+                    steps["writes"] += 1
+
             @invariant()
             def incremental_equals_full(self) -> None:
                 started = self.cache_started
@@ -147,10 +173,11 @@ def test_an_incremental_run_always_scores_like_a_full_pull(
                     connection=connection,
                 )
                 run = RunInfo(STALE.name, STALE.content_hash, AS_OF, "sandbox", AS_OF)
-                store.record_run(run, [], pulled.cache)
+                run_id = store.record_run(run, [], pulled.cache)
+                self.last = (run_id, pulled.snapshot)
                 self.cache_started = True
                 assert pulled.incremental is started, pulled.reason
-                full = pull(STALE, connection).snapshot
+                full = pull(STALE, connection, extra_properties=cached._extra(STALE)).snapshot
                 assert pulled.snapshot.to_json() == full.to_json()
                 assert _scores(pulled.snapshot) == _scores(full)
                 steps["runs"] += 1
@@ -168,4 +195,5 @@ def test_an_incremental_run_always_scores_like_a_full_pull(
         )
     # the invariant is checked before the first step and after each step of each example
     assert steps["incremental"] >= EXAMPLES * STEPS // 2
+    assert steps["writes"] >= EXAMPLES  # write-backs really happened
     print(steps)

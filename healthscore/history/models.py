@@ -84,3 +84,5 @@ class CrmCache(SQLModel, table=True):
     signature: str | None = Field(default=None, max_length=64)
     snapshot: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # columnar (cache.py)
     run_id: int | None = Field(default=None, foreign_key="runs.id", ondelete="SET NULL")
+    # What the run's write-back wrote after this pull (`OwnWrites` JSON), or None.
+    writes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

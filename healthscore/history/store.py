@@ -102,6 +102,8 @@ class CacheEntry:
     pulled_at: datetime
     payload: bytes
     signature: str | None = None
+    writes_json: str | None = None
+    """What the write-back wrote after this pull (`OwnWrites` JSON), set by `remember_writes`."""
 
 
 @dataclass(frozen=True)
@@ -411,7 +413,23 @@ class HistoryStore:
             ).first()
         if row is None:
             return None
-        return CacheEntry(row.source_key, _aware(row.pulled_at), bytes(row.snapshot), row.signature)
+        return CacheEntry(
+            row.source_key, _aware(row.pulled_at), bytes(row.snapshot), row.signature, row.writes
+        )
+
+    def remember_writes(self, source_key: str, run_id: int, writes_json: str) -> bool:
+        """Keep what run `run_id`'s write-back wrote with the cache that run stored.
+
+        Only on that run's own cache row: when a later run has stored its cache
+        since, its pull already saw these writes. Returns whether a row was updated.
+        """
+        with self.engine.begin() as connection:
+            updated = connection.execute(
+                sa.update(CACHE)
+                .where(CACHE.c.source_key == source_key, CACHE.c.run_id == run_id)
+                .values(writes=writes_json)
+            )
+        return bool(updated.rowcount)
 
     # -- writing
 
@@ -560,6 +578,7 @@ def _upsert_cache(connection: Connection, cache: CacheEntry, run_id: int) -> Non
         "signature": cache.signature,
         "snapshot": cache.payload,
         "run_id": run_id,
+        "writes": None,  # this pull saw every earlier write; the run's own come later
     }
     insert: Any = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(CACHE)
     connection.execute(

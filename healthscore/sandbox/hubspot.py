@@ -46,6 +46,10 @@ LIST_LIMIT = 100
 BATCH_LIMIT = 100
 SEARCH_PAGE_LIMIT = 200
 SEARCH_RESULT_CAP = 10_000
+"""HubSpot "Search the CRM", Limitations: "The search endpoints are limited to 10,000 total
+results for any given query. Attempting to page beyond 10,000 will result in a 400 error."
+(developers.hubspot.com/docs/api/crm/search#limitations). `total` still counts every match.
+The sandbox's cap is `SandboxState.search_cap` (default this one)."""
 ASSOCIATION_BATCH_LIMIT = 1_000
 ASSOCIATION_PAGE = 500
 OWNERS_LIMIT = 500
@@ -558,7 +562,15 @@ async def batch_update(request: Request) -> Response:
 
 
 async def search_objects(request: Request) -> Response:
+    """`POST /crm/v3/objects/{objectType}/search`: filters, sorts, `after` paging.
+
+    Spec: PublicApiSpecs/CRM/Objects/Rollouts/424/v3/objects.json
+    (`PublicObjectSearchRequest`, `CollectionResponseWithTotalSimplePublicObject`).
+    At most `search_cap` results per query (`SEARCH_RESULT_CAP`): an `after` at or
+    past it is a 400 (`paging.next` still offers it, so a client must stop itself).
+    """
     hs = _hs(request)
+    cap = request.app.state.sandbox.search_cap
     object_type = _object_type(hs, request.path_params["objectType"])
     body = await _json(request)
     if not isinstance(body, Mapping):
@@ -570,9 +582,9 @@ async def search_objects(request: Request) -> Response:
             context={"limit": [str(limit)]},
         )
     start = _offset(body.get("after"))
-    if start >= SEARCH_RESULT_CAP:
+    if start >= cap:
         raise _validation(
-            f"Cannot page past {SEARCH_RESULT_CAP} results. Narrow the query with filters.",
+            f"Cannot page past {cap} results. Narrow the query with filters.",
             sub_category="crm.search.PAGINATION_LIMIT_EXCEEDED",
         )
     groups = body.get("filterGroups") or []
@@ -622,13 +634,13 @@ async def search_objects(request: Request) -> Response:
             reverse=descending,
         )
         hits = present + absent
-    end = min(start + limit, len(hits), SEARCH_RESULT_CAP)
+    end = min(start + limit, len(hits), cap)
     props = body.get("properties") or None
     out: dict[str, Any] = {
         "total": len(hits),
         "results": [render(hs, object_type, o, props) for o in hits[start:end]],
     }
-    if end < len(hits) and limit > 0:
+    if end < len(hits) and limit > 0:  # HubSpot offers the page past the cap, then 400s
         out["paging"] = {"next": {"after": str(end), "link": None}}
     return JSONResponse(out)
 

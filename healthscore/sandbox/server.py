@@ -22,6 +22,7 @@ import uvicorn
 from healthscore.core.crm import CrmSnapshot
 
 from .app import DROPPED, SandboxApp, create_app
+from .hubspot import SEARCH_RESULT_CAP
 from .limits import Limits
 from .state import SandboxState
 
@@ -116,12 +117,14 @@ def running_sandbox(
     tokens: Mapping[str, Sequence[str]] | None = None,
     slack_tokens: Mapping[str, Sequence[str]] | None = None,
     slack_channel_rate: float | None = None,
+    search_cap: int = SEARCH_RESULT_CAP,
 ) -> Iterator[SandboxUrls]:
     """Run the sandbox on 127.0.0.1 in a background thread for the duration of a `with`.
 
     `tokens` and `faults_after_write` as in `create_app`; `tokens` also gives the Slack
     tokens' scopes unless `slack_tokens` is set; `slack_channel_rate` is chat.postMessage's
-    per-channel limit in messages per second (None: off).
+    per-channel limit in messages per second (None: off). `search_cap`: CRM search's
+    results per query, HubSpot's 10,000 unless a test wants a smaller one.
     """
     app = _build(
         seed,
@@ -137,6 +140,7 @@ def running_sandbox(
         slack_tokens,
         slack_channel_rate,
     )
+    app.state.search_cap = search_cap
     _install_log_filter()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

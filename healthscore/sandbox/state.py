@@ -813,6 +813,8 @@ class SandboxState:
     slack: SlackState = field(default_factory=SlackState)
     jira: JiraState = field(default_factory=JiraState)
     jira_deployment_type: str = "Server"
+    search_cap: int = 10_000
+    """CRM search's result cap per query (HubSpot's is 10,000; smaller caps keep tests small)."""
 
     @classmethod
     def from_seed(

@@ -31,7 +31,7 @@ from healthscore.integrations.hubspot.client import (
     connect,
     unreachable_hint,
 )
-from healthscore.integrations.hubspot.writeback import writeback_properties
+from healthscore.integrations.hubspot.writeback import OwnWrites, writeback_properties
 from healthscore.sources import Progress, SourceError, is_api_source, load_snapshot
 
 FULL_PULL_EVERY_DAYS = 7.0
@@ -116,6 +116,9 @@ def pull(
         previous_signature=cached.signature if use and cached else None,
         extra_properties=_extra(playbook),
         progress=progress,
+        own_writes=OwnWrites.from_json(cached.writes_json)
+        if use and cached is not None and cached.writes_json
+        else None,
     )
     full_at = last_full if result.incremental and last_full else result.pulled_at
     entry = CacheEntry(
@@ -129,6 +132,15 @@ def pull(
         entry,
         reason or result.reason,
     )
+
+
+def read_back_writes(
+    playbook: Playbook, connection: HubSpotConnection, written: OwnWrites
+) -> tuple[OwnWrites, int]:
+    """The written records as the next pull needs them (`hubspot.pull.read_back`); calls."""
+    from healthscore.integrations.hubspot import pull as hubspot
+
+    return hubspot.read_back(playbook, connection, written, _extra(playbook))
 
 
 def _payload(cached: CacheEntry | None) -> tuple[CrmSnapshot, datetime] | None:

@@ -104,6 +104,9 @@ class HubSpotConnection:
     # How far incremental pulls look back past the last pull, for clock skew between
     # this machine and HubSpot's servers. The sandbox shares our clock: none needed.
     clock_margin: timedelta = timedelta(minutes=5)
+    # Results one CRM search query pages through: HubSpot's documented 10,000 ("Search the
+    # CRM", Limitations); a smaller one only to match a sandbox started with a smaller cap.
+    search_cap: int = 10_000
     client: HubSpot = field(init=False)
 
     def __post_init__(self) -> None:

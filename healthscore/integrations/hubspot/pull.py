@@ -26,11 +26,30 @@ only for what HubSpot tells us did not change:
 Call budget for A accounts, T related types, C changed/new related records,
 D archived accounts (HubSpot keeps them 90 days), O owners:
   full:        ceil(O/500) + ceil(A/100) + T*ceil(A/1000) + sum over types ceil(R_t/100)
-  incremental: ceil(O/500) + (1+T) searches (+1 a page of 200 results)
+  incremental: ceil(O/500) + (1+T) searches (+1 a page of 200 results,
+               +1 for our write-back's range when the last run wrote)
                + max(1, ceil(D/100)) + T*ceil(A/1000) + sum ceil(C_t/100) for unseen ids
 so 10,000 companies with 4 related types cost about 47 calls plus a batch read per
 100 newly linked records, against several hundred for a full pull. Past search's
-10,000-result cap it falls back to a full pull. A record restored from HubSpot's
+10,000-result cap the search goes on from the last modification date it read
+(sorted ascending: HubSpot's documented workaround); only more than 10,000
+changes within one millisecond would need a full pull.
+
+Our own write-back bumps `hs_lastmodifieddate` on every record it writes, so
+without care the next search would return every record we wrote (every company
+on a first run). After the write-back the written records are read back (batch
+read, `read_back`: one call per 100 written) and kept with their modification
+date (`OwnWrites`, with the cached snapshot). The next pull takes those values,
+leaves the range of those dates out of the change search, and spends one search
+page on that range: a record someone changed after our read has a later date
+(the change search returns it), and any other record inside the range makes its
+count differ from ours; such a range is halved until the others fit on a page
+(`window_changed`). An edit someone made between our pull and our write is in
+what we read back. So: one batch read per 100 written records and one search
+call, instead of a search page per 200 written records (and a full pull past
+10,000 of them).
+
+A record restored from HubSpot's
 recycle bin keeps its old modification date; the periodic full pull (the flow's
 `full_pull_every_days`, default 7) brings it back.
 
@@ -54,6 +73,7 @@ retries with backoff (honouring Retry-After) live in the client's urllib3 Retry.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -84,12 +104,12 @@ from healthscore.integrations.hubspot.client import (
     connect,
     unreachable_hint,
 )
+from healthscore.integrations.hubspot.writeback import OwnWrites, epoch_millis
 
 LIST_PAGE = 100
 BATCH_READ = 100
 ASSOCIATION_BATCH = 1_000
 SEARCH_PAGE = 200
-SEARCH_CAP = 10_000
 OWNER_PAGE = 500
 MEMBERSHIP_PAGE = 250  # memberships_api.get_page: "The maximum `limit` is 250."
 MERGED_IDS = "hs_merged_object_ids"
@@ -146,18 +166,17 @@ def pull(
     previous_signature: str | None = None,
     extra_properties: Mapping[str, Iterable[str]] | None = None,
     progress: Progress | None = None,
+    own_writes: OwnWrites | None = None,
 ) -> PullResult:
     """Pull what `playbook` needs: incrementally from `previous` when given, else fully.
 
     `previous` is reused only when `previous_signature` matches what this pull
     needs: a playbook that now reads another property needs a full pull.
+    `own_writes`: what the write-back wrote after `previous` was pulled; records
+    whose only change since is ours are not searched for again (`_Puller.incremental`).
     """
-    needs = _properties_needed(playbook, extra_properties)
-    puller = _Puller(connection, playbook.object, needs, progress)
-    if is_custom_object(playbook.object):  # its name is its primary display property
-        shown = puller.schema(playbook.object).get("primaryDisplayProperty")
-        if shown and shown not in needs[playbook.object]:
-            needs[playbook.object] = sorted([*needs[playbook.object], str(shown)])
+    puller = _puller(playbook, connection, extra_properties, progress)
+    needs = puller.needs
     signature = hashlib.sha256(json.dumps(needs, sort_keys=True).encode()).hexdigest()[:16]
     started = datetime.now(UTC)
     if previous is None or since is None:
@@ -166,12 +185,17 @@ def pull(
         reason = "the playbook reads other properties than the cached snapshot holds"
     else:
         try:
-            snapshot, changed = puller.incremental(previous, since - connection.clock_margin)
+            snapshot, changed = puller.incremental(
+                previous, since - connection.clock_margin, own_writes
+            )
             snapshot = _with_lists(puller, playbook, snapshot)
             reason = f"changes since {since.isoformat(timespec='seconds')}"
             return PullResult(snapshot, started, True, signature, puller.calls, changed, reason)
         except SearchCapReached as exc:
-            reason = f"more than {SEARCH_CAP:,} changed {exc} since the last pull"
+            reason = (
+                f"more than {connection.search_cap:,} {exc} changed in one millisecond "
+                "since the last pull"
+            )
     snapshot = _with_lists(puller, playbook, puller.full())
     changed = snapshot.counts()
     return PullResult(snapshot, started, False, signature, puller.calls, changed, reason)
@@ -187,6 +211,61 @@ def _with_lists(puller: _Puller, playbook: Playbook, snapshot: CrmSnapshot) -> C
         for reference in sorted(references)
     ]
     return snapshot
+
+
+def read_back(
+    playbook: Playbook,
+    connection: HubSpotConnection,
+    written: OwnWrites,
+    extra_properties: Mapping[str, Iterable[str]] | None = None,
+) -> tuple[OwnWrites, int]:
+    """The records just written, read back as the next pull needs them; and the calls.
+
+    A batch read (100 ids a call) of every property the pull asks for. What it
+    returns is exact as of the modification date it returns with it, even when
+    someone else edited the record between our pull and our write (our write's
+    date then covers their edit, and only this read sees it) or after our write
+    (a later date). Records gone since (archived) are left out: the archived
+    list of the next pull removes them.
+    """
+    object_type = playbook.object
+    puller = _puller(playbook, connection, extra_properties, None)
+    properties = puller.needs[object_type]
+    modified = modified_property(object_type)
+    records: dict[str, tuple[str, dict[str, str | None]]] = {}
+    ids = sorted(written.records, key=_numeric_first)
+    for start in range(0, len(ids), BATCH_READ):
+        request = BatchReadInputSimplePublicObjectId(
+            properties=properties,
+            inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + BATCH_READ]],
+        )
+        response = puller.call(
+            puller.crm.objects.batch_api.read,
+            object_type,
+            batch_read_input_simple_public_object_id=request,
+        )
+        for item in response.results or []:
+            values = _properties(item.properties, properties)
+            stamp = values.get(modified)
+            if stamp:
+                records[str(item.id)] = (stamp, values)
+    return OwnWrites(object_type, records), puller.calls
+
+
+def _puller(
+    playbook: Playbook,
+    connection: HubSpotConnection,
+    extra_properties: Mapping[str, Iterable[str]] | None,
+    progress: Progress | None,
+) -> _Puller:
+    """A puller asking for what the playbook needs (a custom object: its display name too)."""
+    needs = _properties_needed(playbook, extra_properties)
+    puller = _Puller(connection, playbook.object, needs, progress)
+    if is_custom_object(playbook.object):  # its name is its primary display property
+        shown = puller.schema(playbook.object).get("primaryDisplayProperty")
+        if shown and shown not in needs[playbook.object]:
+            needs[playbook.object] = sorted([*needs[playbook.object], str(shown)])
+    return puller
 
 
 def _properties_needed(
@@ -406,7 +485,7 @@ class _Puller:
     # ------------------------------------------------------------ incremental pull
 
     def incremental(
-        self, previous: CrmSnapshot, since: datetime
+        self, previous: CrmSnapshot, since: datetime, own: OwnWrites | None = None
     ) -> tuple[CrmSnapshot, dict[str, int]]:
         """The snapshot a full pull would return now, from `previous` and what changed.
 
@@ -419,9 +498,19 @@ class _Puller:
         """
         owners = self.owners()
         changed: dict[str, int] = {}
-        fresh, merged = self.search_changed(self.account_type, since, merges=True)
-        archived, merged_away = self.archived_ids(self.account_type)
         cached = previous.frame.objects.get(self.account_type, ObjectFrame.empty())
+        if own is not None and own.object_type != self.account_type:
+            own = None
+        if own is not None:
+            cached = self.with_own_writes(cached, own)
+        skip = own.window() if own is not None else None
+        fresh, merged = self.search_changed(self.account_type, since, merges=True, skip=skip)
+        archived, merged_away = self.archived_ids(self.account_type)
+        if own is not None:
+            accounted = set(fresh.ids.to_list()) | archived | merged | merged_away
+            more, more_merged = self.window_changed(own, accounted)
+            fresh = ObjectFrame.concat([fresh, more]).last_per_id()
+            merged |= more_merged
         accounts = (
             ObjectFrame.concat([cached.where_ids(fresh.ids, invert=True), fresh])
             .where_ids(archived | merged | merged_away, invert=True)
@@ -449,6 +538,17 @@ class _Puller:
             ).sorted_by_id()
         return CrmSnapshot(owners, frame=CrmFrame(objects)), changed
 
+    def with_own_writes(self, accounts: ObjectFrame, own: OwnWrites) -> ObjectFrame:
+        """The cached accounts, those we wrote as HubSpot held them right after (`read_back`)."""
+        wanted = self.needs[self.account_type]
+        held = set(accounts.ids.to_list())
+        written = FrameBuilder()
+        for record_id, (_, values) in own.records.items():
+            if record_id in held:
+                written.add(record_id, {k: values[k] for k in wanted if values.get(k) is not None})
+        updated = written.frame()
+        return ObjectFrame.concat([accounts.where_ids(updated.ids, invert=True), updated])
+
     def archived_ids(self, object_type: str) -> tuple[set[str], set[str]]:
         """Ids in HubSpot's recycle bin, and the ids merged into those (`archived=true` list).
 
@@ -475,48 +575,153 @@ class _Puller:
                 return archived, merged
 
     def search_changed(
-        self, object_type: str, since: datetime, *, merges: bool = False
+        self,
+        object_type: str,
+        since: datetime,
+        *,
+        merges: bool = False,
+        skip: tuple[int, int] | None = None,
     ) -> tuple[ObjectFrame, set[str]]:
         """Records modified at or after `since` (each once, as last returned), and
         (`merges`) the ids merged into them.
 
         A merge bumps the survivor's modification date and lists the merged id in
         its `hs_merged_object_ids`; the merged id itself leaves every endpoint.
+        `skip`: a closed range of modification dates (epoch ms) left out, our own
+        write-back's (`OwnWrites.window`), read by `window_changed` instead.
         """
-        properties = self.needs[object_type]
-        asked = [*properties, MERGED_IDS] if merges else properties
-        merged: set[str] = set()
+        start = int(since.timestamp() * 1000)
+        ranges: list[tuple[int, int | None]] = [(start, None)]
+        if skip is not None:
+            ranges = [(start, skip[0] - 1), (skip[1] + 1, None)]
+        return self.search_ranges(object_type, ranges, merges=merges)
+
+    def search_ranges(
+        self,
+        object_type: str,
+        ranges: Sequence[tuple[int, int | None]],
+        *,
+        merges: bool = False,
+    ) -> tuple[ObjectFrame, set[str]]:
+        """Records whose modification date (epoch ms) is in any of the closed `ranges`.
+
+        One query (a filter group per range), sorted by modification date ascending.
+        Past the search cap (10,000 results a query, `HubSpotConnection.search_cap`)
+        the query starts again from the last date read, HubSpot's documented way
+        to page further ("Search the CRM": sort by a date and move its lower bound);
+        ids read twice (the same millisecond) count once, as last returned. Raises
+        `SearchCapReached` only when more than a cap's worth of records share one
+        millisecond.
+        """
         modified = modified_property(object_type)
-        millis = str(int(since.timestamp() * 1000))
+        cap = self.connection.search_cap
         records = FrameBuilder()
-        after: str | None = None
+        merged: set[str] = set()
+        low = min(start for start, _ in ranges)
         while True:
-            request = PublicObjectSearchRequest(
-                filter_groups=[
-                    FilterGroup(
-                        filters=[Filter(property_name=modified, operator="GTE", value=millis)]
-                    )
-                ],
-                sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
-                properties=asked,
-                limit=SEARCH_PAGE,
-                after=after,
-            )
-            page = self.call(
-                self.crm.objects.search_api.do_search,
-                object_type,
-                public_object_search_request=request,
-                search=True,
-            )
-            if (page.total or 0) > SEARCH_CAP:
-                raise SearchCapReached(object_type)
-            for item in page.results or []:
-                records.add(str(item.id), _properties(item.properties, properties))
-                merged.update(_merged_ids(item.properties))
-            self.report(f"changed {object_type}", len(records), page.total)
-            after = _next_after(page)
-            if after is None:
+            bounded = [(max(start, low), end) for start, end in ranges if end is None or end >= low]
+            if not bounded:
                 return records.frame().last_per_id(), merged
+            after: str | None = None
+            read = 0
+            last: int | None = None
+            while True:
+                page = self.search_page(object_type, bounded, merges=merges, after=after)
+                merged |= self.page_records(object_type, page, records)
+                for item in page.results or []:
+                    read += 1
+                    last = epoch_millis((item.properties or {}).get(modified)) or last
+                self.report(f"changed {object_type}", len(records), page.total)
+                after = _next_after(page)
+                if after is None:
+                    return records.frame().last_per_id(), merged
+                if read >= cap:
+                    break  # the next page would start past the cap: move the lower bound
+            if last is None or last <= low:
+                raise SearchCapReached(object_type)
+            low = last
+
+    def search_page(
+        self,
+        object_type: str,
+        ranges: Sequence[tuple[int, int | None]],
+        *,
+        merges: bool = False,
+        after: str | None = None,
+    ) -> Any:
+        """One page (200) of the records modified within the closed `ranges` (epoch ms)."""
+        properties = self.needs[object_type]
+        modified = modified_property(object_type)
+        groups = []
+        for start, end in ranges:
+            bounds = [Filter(property_name=modified, operator="GTE", value=str(start))]
+            if end is not None:
+                bounds.append(Filter(property_name=modified, operator="LTE", value=str(end)))
+            groups.append(FilterGroup(filters=bounds))
+        request = PublicObjectSearchRequest(
+            filter_groups=groups,
+            sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
+            properties=[*properties, MERGED_IDS] if merges else properties,
+            limit=SEARCH_PAGE,
+            after=after,
+        )
+        return self.call(
+            self.crm.objects.search_api.do_search,
+            object_type,
+            public_object_search_request=request,
+            search=True,
+        )
+
+    def page_records(self, object_type: str, page: Any, records: FrameBuilder) -> set[str]:
+        """Add a search page's records (the properties this pull needs) to `records`;
+        the ids merged into them."""
+        properties = self.needs[object_type]
+        merged: set[str] = set()
+        for item in page.results or []:
+            records.add(str(item.id), _properties(item.properties, properties))
+            merged |= _merged_ids(item.properties)
+        return merged
+
+    def window_changed(self, own: OwnWrites, accounted: set[str]) -> tuple[ObjectFrame, set[str]]:
+        """Other changes among our own writes' modification dates, read only where they are.
+
+        Inside `own.window()` every record we wrote and nobody touched since still
+        has the date we remembered. One search page on a range tells how many
+        records it holds now (`total`); when that is the number of our records
+        there that have not left it (`accounted`: returned by the change search
+        with a later date, archived or merged), the range holds only our writes.
+        Otherwise a range that fits on that page is read from it, and a larger one
+        is halved and each half checked the same way: a few foreign edits among N
+        of our writes cost about 2 log2(N/200) pages, not N/200.
+        """
+        window = own.window()
+        if window is None:
+            return ObjectFrame.empty(), set()
+        dates = sorted(
+            stamp
+            for record_id, (modified, _) in own.records.items()
+            if record_id not in accounted and (stamp := epoch_millis(modified)) is not None
+        )
+        records = FrameBuilder()
+        merged: set[str] = set()
+        pending = [window]
+        while pending:
+            low, high = pending.pop()
+            ours = bisect.bisect_right(dates, high) - bisect.bisect_left(dates, low)
+            page = self.search_page(self.account_type, [(low, high)], merges=True)
+            if page.total == ours:
+                continue
+            if _next_after(page) is None:  # the whole range is on this page
+                merged |= self.page_records(self.account_type, page, records)
+            elif low == high:  # more than a page within one millisecond: page through it
+                found, ids = self.search_ranges(self.account_type, [(low, high)], merges=True)
+                for row in range(len(found)):
+                    records.add(found.ids[row], found.properties(row))
+                merged |= ids
+            else:
+                middle = (low + high) // 2
+                pending += [(middle + 1, high), (low, middle)]
+        return records.frame().last_per_id(), merged
 
 
 def _pairs(account_ids: Iterable[str]) -> list[str]:

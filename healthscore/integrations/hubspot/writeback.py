@@ -29,6 +29,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
@@ -41,7 +42,7 @@ from healthscore.core.scoring import round2
 from healthscore.core.text import ascii_fold
 from healthscore.core.text import slug as text_slug
 from healthscore.core.trends import Comparison
-from healthscore.core.values import as_number
+from healthscore.core.values import as_number, as_timestamp
 from healthscore.errors import VendorError
 from healthscore.integrations.hubspot.client import HubSpotConnection
 
@@ -93,6 +94,40 @@ class RecordUpdate:
 
 
 @dataclass
+class OwnWrites:
+    """What one write-back wrote, so the next incremental pull can tell our writes apart.
+
+    `records`: record id -> (`hs_lastmodifieddate`, property values). From
+    `write_back`: the date HubSpot's batch update answered and the values sent;
+    after `pull.read_back`: the date and every value the pull needs, as read right
+    after the write. HubSpot stamps every write with a new modification date (the
+    answer's `updatedAt` and `properties.hs_lastmodifieddate`, objects spec
+    `BatchResponseSimplePublicObject`), so a record whose modification date still
+    equals the remembered one has not changed since. JSON: `{"object": ...,
+    "records": {id: [modified, {property: value}]}}`.
+    """
+
+    object_type: str
+    records: dict[str, tuple[str, dict[str, str | None]]] = field(default_factory=dict)
+
+    def window(self) -> tuple[int, int] | None:
+        """The first and last of our modification dates (epoch ms), or None without any."""
+        moments = [epoch_millis(modified) for modified, _ in self.records.values()]
+        known = [m for m in moments if m is not None]
+        return (min(known), max(known)) if known else None
+
+    def to_json(self) -> str:
+        body = {"object": self.object_type, "records": self.records}
+        return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> OwnWrites:
+        data = json.loads(text)
+        records = {str(i): (str(m), dict(v)) for i, (m, v) in data["records"].items()}
+        return cls(str(data["object"]), records)
+
+
+@dataclass
 class WritebackResult:
     """What a write-back did: records and values sent, API calls made, failures."""
 
@@ -105,6 +140,8 @@ class WritebackResult:
     """Values HubSpot refused (or that were left out because their property cannot take them)."""
     problems: list[str] = field(default_factory=list)
     """One line per distinct refusal, HubSpot's own words, for the run summary and the log."""
+    written: OwnWrites | None = None
+    """Per record written, HubSpot's new modification date and the values sent."""
 
     def problem(self, line: str) -> None:
         if line not in self.problems:
@@ -339,7 +376,7 @@ def write_back(
     Never raises for a refused value: see the module docstring. Raises
     `WritebackError` only when HubSpot refuses the call itself (a missing scope).
     """
-    result = WritebackResult()
+    result = WritebackResult(written=OwnWrites(playbook.object))
     updates = plan_updates(playbook, comparisons, current_values(playbook, snapshot))
     if not updates:
         return result
@@ -396,9 +433,31 @@ def _send_batch(
             if update.id not in failed:
                 result.records += 1
                 result.values += len(update.properties)
+        _remember(result, batch, response)
         return
     result.refused += sum(len(u.properties) for u in batch)
     result.problem(f"HubSpot kept refusing a batch of {len(batch)} {playbook.object}; gave up")
+
+
+def epoch_millis(value: object) -> int | None:
+    """A CRM date (ISO text, epoch ms, datetime) as epoch milliseconds, HubSpot's resolution."""
+    seconds = as_timestamp(value)
+    return None if seconds is None else round(seconds * 1000)
+
+
+def _remember(result: WritebackResult, batch: list[RecordUpdate], response: Any) -> None:
+    """Note each answered record's new modification date and the values it was sent."""
+    if result.written is None:
+        return
+    sent = {u.id: u.properties for u in batch}
+    for item in getattr(response, "results", None) or []:
+        record_id = str(item.id)
+        properties = getattr(item, "properties", None) or {}
+        modified = properties.get("hs_lastmodifieddate") or properties.get("lastmodifieddate")
+        if not modified and getattr(item, "updated_at", None) is not None:
+            modified = item.updated_at.astimezone(UTC).isoformat(timespec="milliseconds")
+        if modified and record_id in sent:
+            result.written.records[record_id] = (str(modified), dict(sent[record_id]))
 
 
 def _refusals(exc: BaseException) -> list[tuple[str, str | None, str]]:
