@@ -9,8 +9,10 @@ write's modification date then covers).
 After every step the run's pull goes the way the flow's does (the cache read
 from and written to the history store, SQLite and PostgreSQL) and must give
 exactly the snapshot, hence the scores, of a fresh full pull. 2 x 10 examples
-x 10 steps = 200 steps in CI. One sandbox for the module: its CRM only grows
-more varied from example to example.
+x 10 steps = 200 steps in CI. One sandbox per database: its CRM only grows more
+varied from example to example, and the test's list of live ids stays true to it
+(a sandbox shared by both databases would have archived ids the second one
+still counts as live).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def _nth(ids: list[str], pick: int) -> str:
     return ids[pick % len(ids)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def sandbox() -> Iterator[SandboxUrls]:
     with running_sandbox(seed(), rate_limit=100_000, search_rate_per_second=1_000) as urls:
         yield urls

@@ -268,11 +268,11 @@ def test_remembered_writes_belong_to_the_run_that_stored_the_cache(db_url: str) 
     key, moment = "sandbox:k", datetime(2026, 11, 2, 9, tzinfo=UTC)
     run = RunInfo(STALE.name, STALE.content_hash, moment, "sandbox", moment)
     with open_store(db_url) as store:
-        first = store.record_run(run, [], CacheEntry(key, moment, "{}", "sig"))
+        first = store.record_run(run, [], CacheEntry(key, moment, b"{}", "sig"))
         assert store.remember_writes(key, first, '{"object":"companies","records":{}}')
         cache = store.load_cache(key)
         assert cache is not None and cache.writes_json == '{"object":"companies","records":{}}'
-        second = store.record_run(run, [], CacheEntry(key, moment, "{}", "sig"))
+        second = store.record_run(run, [], CacheEntry(key, moment, b"{}", "sig"))
         cache = store.load_cache(key)
         assert cache is not None and cache.writes_json is None
         assert not store.remember_writes(key, first, "{}")  # a run whose cache was replaced
