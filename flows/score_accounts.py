@@ -27,6 +27,7 @@ from healthscore.reports.run_summary import summarize
 from healthscore.sources.cached import FULL_PULL_EVERY_DAYS, is_api_source
 from tasks.actions import plan_due_actions, run_actions
 from tasks.crm import pull_crm
+from tasks.flow_runs import claim_and_mark_crashed
 from tasks.preflight import check_setup
 from tasks.report import publish_dashboard, publish_report
 from tasks.scoring import compare_with_history, read_playbook
@@ -35,6 +36,7 @@ from tasks.store import check_as_of, finish_run, store_run
 from tasks.writeback import write_back_scores
 
 T = TypeVar("T")
+FLOW_NAME = "score-accounts"
 ACTIONS_FAILED_STATE = "ActionsFailed"
 """The flow run's final state name (type Completed) when actions failed or died: the scores
 are stored, but someone should look. Alert on it with a Prefect automation."""
@@ -45,7 +47,7 @@ def big(value: T) -> T:
     return cast(T, quote(value))
 
 
-@flow(name="score-accounts", log_prints=False)
+@flow(name=FLOW_NAME, log_prints=False)
 def score_accounts(
     playbook_path: str,
     source: str = "sandbox",
@@ -83,6 +85,11 @@ def score_accounts(
     logger = get_run_logger()
     started = datetime.now(UTC)
     moment = parse_as_of(as_of)
+    try:  # a flow run killed earlier is Crashed in Prefect, as in the history
+        for crashed in claim_and_mark_crashed(FLOW_NAME):
+            logger.warning("flow run %s: its process is gone; set Crashed", crashed)
+    except Exception as exc:  # bookkeeping of earlier runs never stops this one
+        logger.warning("could not check for crashed flow runs: %s", exc)
 
     playbook = read_playbook(playbook_path)
     if not dry_run:

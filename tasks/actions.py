@@ -39,7 +39,7 @@ from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Comparison
 from healthscore.core.triggers import TriggerHistory
 from healthscore.history import open_store, store_exists
-from healthscore.history.ledger import ActionCounts, ActionLedger
+from healthscore.history.ledger import DEAD, ActionCounts, ActionLedger
 from healthscore.history.lookups import StoreLookupCache
 from healthscore.history.trigger_history import trigger_history
 from healthscore.integrations.hubspot.actions import HubSpotActions
@@ -199,6 +199,7 @@ def run_actions(
         vendors = vendors_for(source, settings, StoreLookupCache(store.engine))
         dispatcher = Dispatcher(ActionLedger(store.engine), vendors, logger.info, policy=policy)
         counts, errors = dispatcher.run(playbook.name, plan.syncs)
+        counts.dead_total = ActionLedger(store.engine).counts(playbook.name)[DEAD]
     for problem in errors[:50]:
         logger.warning("action failed: %s", problem)
     logger.info("actions: %s", counts.describe())

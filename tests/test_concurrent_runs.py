@@ -59,8 +59,9 @@ def start_runs(playbook: str, db: str, env: dict[str, str]) -> list[subprocess.P
                "--source", "sandbox", "--db", db, "--as-of", AS_OF, "--enroll-existing",
                "--json"]  # fmt: skip
     return [
-        subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )  # fmt: skip
         for _ in range(RUNS_AT_ONCE)
     ]
 

@@ -121,6 +121,36 @@ def test_answers_lost_after_the_write_never_double_an_action(
     assert lists == {"Upsell candidates": [str(201 + i) for i in range(6, 12)]}
 
 
+# ---------------------------------------------------------------- 2. account-info 429
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_429_on_account_info_is_waited_out_and_the_portal_id_asked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six 429s (Retry-After: 1) in a row on account-info: five tries of the portal-id loop,
+    each after the limiter held off for Retry-After, then the task's retry (a 429 is
+    transient) gets the sixth 429 and a seventh answer. The next run asks no more."""
+    playbook = write_playbook(tmp_path)
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    with running_sandbox(seed=seed()) as urls:
+        monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
+        httpx.post(f"{urls.base_url}/_sandbox/faults", json={
+            "rate": 1.0, "kinds": ["429"], "path": "/account-info/", "limit": 6,
+        }).raise_for_status()  # fmt: skip
+        first = run_flow(playbook, db, DAY[0])
+        turn_at_risk(urls)
+        second = run_flow(playbook, db, DAY[1])
+        stats = inspect(urls, "stats")
+        sent = messages(urls)
+    assert stats["faults_by_kind"] == {"429": 6}
+    assert stats["calls"]["GET /account-info/v3/details"] == 7
+    assert first["actions"]["sent"] == 2  # the day-0 list members
+    assert second["actions"]["sent"] == 6  # Acme and Beta: message, issue, task each
+    links = sorted(a for m in sent for a in ("101", "102") if f"/12345678/company/{a}" in str(m))
+    assert links == ["101", "102"]  # the record links carry the sandbox's portal id
+
+
 # ---------------------------------------------------------------- 3. poison actions
 
 POISON = """
@@ -308,6 +338,57 @@ def test_a_run_left_running_by_a_dead_process_is_marked_crashed(tmp_path: Path) 
         outcomes = {r.id: r.outcome for r in store.runs("P")}
     assert outcomes[dead] == RUN_CRASHED
     assert outcomes[live] == RUN_RUNNING  # this process is alive: not crashed
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_killed_run_is_crashed_in_the_history_and_in_prefect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real `kill -9` in the middle of the actions; the next run marks both records."""
+    import asyncio
+    import signal
+
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from healthscore.history.process import host_name
+
+    playbook = write_playbook(tmp_path)
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    repo = Path(__file__).resolve().parent.parent
+    with running_sandbox(seed=seed()) as urls:
+        monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
+        run_flow(playbook, db, DAY[0])
+        turn_at_risk(urls)
+        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(repo),
+                                                           os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        killed = subprocess.Popen(
+            [sys.executable, str(repo / "tests" / "kill_after_sends.py"), playbook, db, DAY[1], "1"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = killed.communicate(timeout=300)
+        assert killed.returncode == -signal.SIGKILL, stderr.decode()
+
+        async def states() -> dict[str, tuple[str, str | None]]:
+            async with get_client() as client:
+                runs = await client.read_flow_runs()
+            return {
+                r.infrastructure_pid or str(r.id): (r.state_type.value if r.state_type else "",
+                                                    r.state.message if r.state else None)
+                for r in runs
+            }  # fmt: skip
+
+        pid = f"{host_name()}:{killed.pid}"
+        assert asyncio.run(states())[pid][0] == "RUNNING"  # left behind by the kill
+        with open_store(db) as store:
+            assert [r.outcome for r in store.runs()] == [RUN_RUNNING, "succeeded"]
+        run_flow(playbook, db, DAY[1])
+    after = asyncio.run(states())
+    assert after[pid][0] == "CRASHED"
+    assert f"({pid}) stopped (killed or crashed)" in str(after[pid][1])
+    with open_store(db) as store:
+        assert [r.outcome for r in store.runs()] == ["succeeded", RUN_CRASHED, "succeeded"]
 
 
 # ---------------------------------------------------------------- 5. database trouble

@@ -92,8 +92,9 @@ def run(
     The dashboard goes to HEALTHSCORE_DASHBOARD_DIR, else next to the SQLite
     history file (dashboard-<playbook>.html); a dry run writes none.
 
-    Exit codes: 0 done; 1 done, but actions failed or are dead (see `healthscore
+    Exit codes: 0 done; 1 done, but actions failed or died in this run (see `healthscore
     actions --state failed` / `--state dead`); 2 a problem to fix first, nothing sent.
+    Rows that died in earlier runs are still counted (`dead in the ledger`) but exit 0.
     """
     moment = as_of_or_fail(as_of)
     from healthscore.sources import check_reachable
@@ -200,7 +201,7 @@ def print_run_summary(summary: dict[str, Any], url: str) -> None:
     parts += [f"{actions[k]} {label}" for k, label in _ACTION_LABELS if actions.get(k)]
     parts += [f"{n} {k}" for k, n in actions.items() if k not in _ACTION_KEYS and n]
     out.print(f"actions: {', '.join(parts)}", markup=False)
-    if actions["failed"] or actions["dead"]:
+    if actions["failed"] or actions["dead"] or actions.get("dead_total"):
         out.print(
             "  see `healthscore actions --state failed` and `--state dead` for the errors",
             markup=False,
@@ -219,6 +220,7 @@ _ACTION_LABELS = (
     ("dead", "dead (gave up)"),
     ("skipped", "left to another run"),
     ("removed", "removed from lists"),
+    ("dead_total", "dead in the ledger"),
 )
 _ACTION_KEYS = {"sent", *(k for k, _ in _ACTION_LABELS)}
 

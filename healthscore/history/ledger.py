@@ -150,8 +150,11 @@ class ActionCounts:
     `sent`: delivered now; `reconciled`: found already delivered (a lost answer);
     `failed`: tried and failed, retried after a backoff; `dead`: failed at the
     attempt cap this run, never tried again; `skipped`: another live run holds
-    the claim; `removed`: list members removed by `sync: true`. Other steps may
-    add their own counts (e.g. `held`) in `extra`. `problems` is true when a
+    the claim; `removed`: list members removed by `sync: true`; `dead_total`: every
+    dead row of the playbook in the ledger after this run, this run's and earlier
+    ones (they stay until someone acts on them, so a later run that killed nothing
+    still reports them, and exits 0: only what failed or died this run is a new
+    problem). Other steps may add their own counts (e.g. `held`) in `extra`. `problems` is true when a
     user should look (failed or dead rows): the CLI exits 1 and the Prefect
     flow run is tagged for it.
     """
@@ -162,6 +165,7 @@ class ActionCounts:
     dead: int = 0
     skipped: int = 0
     removed: int = 0
+    dead_total: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -179,6 +183,7 @@ class ActionCounts:
                 ("dead (gave up)", self.dead),
                 ("left to another run", self.skipped),
                 ("removed from lists", self.removed),
+                ("dead in the ledger", self.dead_total),
                 *sorted(self.extra.items()),
             )
             if n or label in ("sent", "failed (retried later)", "dead (gave up)")

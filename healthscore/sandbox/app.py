@@ -236,7 +236,7 @@ class SandboxApp:
         if refusal is not None:
             await refusal(scope, receive, send)
             return None
-        fault = self.limits.decide_fault()
+        fault = self.limits.decide_fault(scope["path"])
         if fault is Fault.DROP:
             return DROPPED
         if fault is Fault.SLOW:
@@ -361,10 +361,20 @@ async def _reset(request: Request) -> Response:
 
 
 async def _faults(request: Request) -> Response:
+    """`{"rate": p, "seed": n, "kinds": ["429", ...], "path": "/account-info/", "limit": 6}`:
+    faults decided before the handler; `path` and `limit` (optional) scope them to requests
+    under a path and to a number of faults."""
     try:
         body = json.loads(await request.body() or b"{}")
         kinds = [Fault(str(k)) for k in body["kinds"]] if body.get("kinds") else None
-        _limits(request).set_faults(float(body.get("rate", 0.0)), int(body.get("seed", 0)), kinds)
+        limit = body.get("limit")
+        _limits(request).set_faults(
+            float(body.get("rate", 0.0)),
+            int(body.get("seed", 0)),
+            kinds,
+            path=str(body.get("path") or ""),
+            limit=None if limit is None else int(limit),
+        )
     except (ValueError, TypeError, AttributeError) as exc:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
     return JSONResponse({"ok": True, "rate": _limits(request).fault_rate})

@@ -110,22 +110,41 @@ class Limits:
         self.set_faults(faults, fault_seed)
         self.set_faults_after_write(faults_after_write, fault_seed)
 
-    def set_faults(self, rate: float, seed: int = 0, kinds: list[Fault] | None = None) -> None:
-        """Change the fault rate; `kinds` narrows the draw (tests pin one kind of fault)."""
+    def set_faults(
+        self,
+        rate: float,
+        seed: int = 0,
+        kinds: list[Fault] | None = None,
+        path: str = "",
+        limit: int | None = None,
+    ) -> None:
+        """Change the fault rate; `kinds` narrows the draw (tests pin one kind of fault).
+
+        `path`: only requests whose path starts with it are drawn for (e.g.
+        `/account-info/`); `limit`: at most this many faults, then none.
+        """
         if not 0.0 <= rate <= 1.0:
             raise ValueError("the fault rate is a probability between 0 and 1")
+        if limit is not None and limit < 0:
+            raise ValueError("the fault limit is a count, 0 or more")
         with self._lock:
             self.fault_rate = rate
             self.fault_kinds = list(kinds) if kinds else list(Fault)
+            self.fault_path = path
+            self._faults_left = limit
             self._rng = random.Random(seed)
 
-    def decide_fault(self) -> Fault | None:
+    def decide_fault(self, path: str = "") -> Fault | None:
         """Draw for one request; deterministic for a given seed and order of requests."""
         with self._lock:
-            if self.fault_rate <= 0:
+            if self.fault_rate <= 0 or self._faults_left == 0:
+                return None
+            if not path.startswith(self.fault_path):
                 return None
             if self._rng.random() >= self.fault_rate:
                 return None
+            if self._faults_left is not None:
+                self._faults_left -= 1
             fault = self._rng.choice(self.fault_kinds)
             self.stats.faults[fault.value] += 1
             if fault is Fault.RATE_LIMITED:

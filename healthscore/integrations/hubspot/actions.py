@@ -40,6 +40,28 @@ class HubSpotActionError(VendorError):
     """A HubSpot action that cannot be done as configured (e.g. a DYNAMIC list)."""
 
 
+class AccountInfoError(HubSpotActionError):
+    """`account-info` kept answering 429 or 5xx; `status` makes it transient for the task."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"account-info (the portal id for record links): HTTP {status}")
+        self.status = status
+
+
+TRANSIENT_STATUS = (429, 500, 502, 503, 504)
+RETRY_AFTER_CAP = 60.0
+_PORTAL_IDS: dict[tuple[str, str], str] = {}
+"""Portal id per (address, token), for this process: it never changes for a token."""
+
+
+def _retry_after(header: str | None, default: float) -> float:
+    """`Retry-After` in seconds (HubSpot sends whole seconds), capped; `default` if absent."""
+    try:
+        return min(max(float(header or ""), 0.0), RETRY_AFTER_CAP)
+    except ValueError:
+        return default
+
+
 def _status(exc: BaseException) -> int | None:
     status = getattr(exc, "status", None)
     return status if isinstance(status, int) else None
@@ -81,9 +103,16 @@ class HubSpotActions:
     def portal_id(self, attempts: int = 5) -> str:
         """The portal (hub) id, for links to records: `GET /account-info/v3/details`.
 
-        `api_request` bypasses the client's urllib3 retries, hence the small loop
-        (429, 5xx and dropped connections, with the same backoff shape).
+        Asked once per process and address (`_PORTAL_IDS`), through the connection's
+        shared rate limiter. `api_request` bypasses the client's urllib3 retries,
+        hence the small loop: a 429 holds the limiter off for its `Retry-After`
+        seconds (HubSpot's usage guidelines, "Rate limits"); a 5xx or a dropped
+        connection waits 0.2, 0.4, 0.8 ... s. The last failure is raised with its
+        `status` (`AccountInfoError`, or the connection error), so the task retries it.
         """
+        key = (self.connection.base_url.rstrip("/"), self.connection.token)
+        if key in _PORTAL_IDS:
+            return _PORTAL_IDS[key]
         for attempt in range(attempts):
             try:
                 response = self.connection.call(
@@ -94,17 +123,21 @@ class HubSpotActions:
                         "base_url": self.connection.base_url.rstrip("/"),
                     },
                 )
-                if response.status_code not in (429, 500, 502, 503, 504):
+                if response.status_code not in TRANSIENT_STATUS:
                     response.raise_for_status()
-                    return str(response.json()["portalId"])
-                problem: Exception = HubSpotActionError(
-                    f"account-info: HTTP {response.status_code}"
-                )
+                    _PORTAL_IDS[key] = str(response.json()["portalId"])
+                    return _PORTAL_IDS[key]
+                problem: Exception = AccountInfoError(response.status_code)
+                wait = min(0.2 * 2**attempt, 5.0)
+                if response.status_code == 429:
+                    wait = _retry_after(response.headers.get("Retry-After"), wait)
+                    self.connection.burst.hold_off(wait)
+                    wait = 0.0  # the limiter waits before the next call
             except requests.ConnectionError as exc:
-                problem = exc
+                problem, wait = exc, min(0.2 * 2**attempt, 5.0)
             if attempt + 1 == attempts:
                 raise problem
-            time.sleep(min(0.2 * 2**attempt, 5.0))
+            time.sleep(wait)
         raise HubSpotActionError("unreachable")  # pragma: no cover
 
     # -- lists

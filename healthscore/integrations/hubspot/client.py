@@ -92,9 +92,31 @@ def default_retry() -> Retry:
     )
 
 
+_SHARED: dict[tuple[str, str, int], tuple[RateLimiter, RateLimiter]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_limiters(base_url: str, token: str, burst: int = 150) -> tuple[RateLimiter, RateLimiter]:
+    """The (burst, search) limiters of one portal and token, one pair per process.
+
+    HubSpot counts its limits per app and portal, not per client object: every
+    connection this process opens to the same address with the same token
+    (the pull, the write-back, the actions, the portal id) draws on one budget.
+    """
+    key = (base_url.rstrip("/"), token, burst)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = (RateLimiter(burst, 10.0), RateLimiter(4, 1.0))
+        return _SHARED[key]
+
+
 @dataclass
 class HubSpotConnection:
-    """A configured client plus the limiters every HubSpot call goes through."""
+    """A configured client plus the limiters every HubSpot call goes through.
+
+    `connect()` gives every connection to one portal the same limiters
+    (`shared_limiters`); a connection built directly has its own.
+    """
 
     base_url: str
     token: str
@@ -152,9 +174,9 @@ def connect(
     """
     url = base_url or api_url(sandbox)
     if sandbox:
-        return HubSpotConnection(
-            url, token or "sandbox-token", burst=RateLimiter(180, 10.0), clock_margin=timedelta(0)
-        )
+        token = token or "sandbox-token"
+        burst, search = shared_limiters(url, token, 180)
+        return HubSpotConnection(url, token, burst=burst, search=search, clock_margin=timedelta(0))
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise HubSpotConfigError(
@@ -166,4 +188,5 @@ def connect(
         )
     if not url.startswith(("http://", "https://")):
         raise HubSpotConfigError(f"{BASE_URL_ENV}={url!r} is not an http(s) URL")
-    return HubSpotConnection(url, token)
+    burst, search = shared_limiters(url, token)
+    return HubSpotConnection(url, token, burst=burst, search=search)
