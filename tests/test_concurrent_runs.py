@@ -61,7 +61,7 @@ def start_runs(playbook: str, db: str, env: dict[str, str]) -> list[subprocess.P
     return [
         subprocess.Popen(
             command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )  # fmt: skip
+        )
         for _ in range(RUNS_AT_ONCE)
     ]
 

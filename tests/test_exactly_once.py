@@ -219,11 +219,34 @@ def test_poison_actions_die_at_the_cap_and_show(
     ]
     assert all(r.last_error for r in rows)
     assert [(s["failed"], s["dead"]) for s in summaries] == [(4, 0)] * 4 + [(0, 4)] + [(0, 0)] * 3
+    assert [s["dead_total"] for s in summaries] == [0] * 4 + [4] * 4  # still there, still shown
     assert codes == [1] * 5 + [0] * 3  # failed or dead this run: exit 1
     assert calls[5] == calls[6] == calls[7]  # no vendor call for dead rows any more
     listed = CliRunner().invoke(app, ["actions", "--db", db, "--state", "dead", "--json"])
     assert listed.exit_code == 0
     assert len(json.loads(listed.stdout)) == 4
+    assert [(s.type.value, s.name) for s in flow_run_states(db)] == [
+        ("COMPLETED", "Completed"),
+        *[("COMPLETED", "ActionsFailed")] * 5,
+        *[("COMPLETED", "Completed")] * 3,
+    ]
+    assert flow_run_states(db)[5].message == "actions: 0 sent, 0 failed (retried later), " \
+        "4 dead (gave up), 4 dead in the ledger"  # fmt: skip
+
+
+def flow_run_states(db: str) -> list[Any]:
+    """The final states of the flow runs that used this database, oldest first (Prefect API)."""
+    import asyncio
+
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(sort=FlowRunSort.START_TIME_ASC)
+        return [r.state for r in runs if r.parameters.get("db_url") == db]
+
+    return asyncio.run(read())
 
 
 # ---------------------------------------------------------------- 4. hostile values
@@ -360,13 +383,15 @@ def test_a_killed_run_is_crashed_in_the_history_and_in_prefect(
         monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
         run_flow(playbook, db, DAY[0])
         turn_at_risk(urls)
-        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(repo),
-                                                           os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        path = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": path}
+        driver = repo / "tests" / "kill_after_sends.py"
         killed = subprocess.Popen(
-            [sys.executable, str(repo / "tests" / "kill_after_sends.py"), playbook, db, DAY[1], "1"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            [sys.executable, str(driver), playbook, db, DAY[1], "1"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         _, stderr = killed.communicate(timeout=300)
         assert killed.returncode == -signal.SIGKILL, stderr.decode()
 
