@@ -10,6 +10,7 @@ in healthscore/ never imports Prefect.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -39,7 +40,7 @@ from healthscore.core.playbook import Playbook
 from healthscore.core.trends import Comparison
 from healthscore.core.triggers import TriggerHistory
 from healthscore.history import open_store, store_exists
-from healthscore.history.ledger import DEAD, ActionCounts, ActionLedger
+from healthscore.history.ledger import DEAD, ActionCounts, ActionLedger, LedgerEntry
 from healthscore.history.lookups import StoreLookupCache
 from healthscore.history.trigger_history import trigger_history
 from healthscore.integrations.hubspot.actions import HubSpotActions
@@ -55,6 +56,15 @@ SECRET_BLOCKS = {
     JIRA_API_TOKEN_ENV: "jira-api-token",
 }
 UNKNOWN_PORTAL = "0"
+AFTER_SEND_HOOKS: list[Callable[[LedgerEntry], None]] = []
+"""Called after a vendor accepted a row and before the row is marked sent
+(`Dispatcher(after_send=...)`). Empty in production; a crash test's entry script
+registers one that kills the process at that worst moment (`tests/crash_points.py`)."""
+
+
+def _after_send(entry: LedgerEntry) -> None:
+    for hook in AFTER_SEND_HOOKS:
+        hook(entry)
 
 
 def _secret(block: str) -> str | None:
@@ -197,7 +207,13 @@ def run_actions(
     policy = retry_policy()
     with open_store(db_url) as store:
         vendors = vendors_for(source, settings, StoreLookupCache(store.engine))
-        dispatcher = Dispatcher(ActionLedger(store.engine), vendors, logger.info, policy=policy)
+        dispatcher = Dispatcher(
+            ActionLedger(store.engine),
+            vendors,
+            logger.info,
+            after_send=_after_send if AFTER_SEND_HOOKS else None,
+            policy=policy,
+        )
         counts, errors = dispatcher.run(playbook.name, plan.syncs)
         counts.dead_total = ActionLedger(store.engine).counts(playbook.name)[DEAD]
     for problem in errors[:50]:

@@ -340,8 +340,10 @@ def test_kill_after_sends_then_rerun_sends_the_rest_once(
         "HEALTHSCORE_SANDBOX_URL": sandbox.hubspot_url,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
     }
-    driver = repo / "tests" / "kill_after_sends.py"
-    command = [sys.executable, str(driver), playbook_path, db, DAY[1], "3"]
+    driver = repo / "tests" / "crash_points.py"
+    command = [sys.executable, str(driver), "kill-after-sends", "3", "--", "run",
+               "--playbook", playbook_path, "--source", "sandbox", "--db", db,
+               "--as-of", DAY[1]]  # fmt: skip
     process = subprocess.run(command, env=env, capture_output=True, timeout=180, check=False)
     assert process.returncode == -signal.SIGKILL, process.stdout.decode() + process.stderr.decode()
     # the kill came after the 3rd delivery (Jira 101, Jira 102, task 101), before the batch

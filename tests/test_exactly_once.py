@@ -385,9 +385,10 @@ def test_a_killed_run_is_crashed_in_the_history_and_in_prefect(
         turn_at_risk(urls)
         path = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": path}
-        driver = repo / "tests" / "kill_after_sends.py"
+        driver = repo / "tests" / "crash_points.py"
+        cli = ["run", "--playbook", playbook, "--source", "sandbox", "--db", db, "--as-of", DAY[1]]
         killed = subprocess.Popen(
-            [sys.executable, str(driver), playbook, db, DAY[1], "1"],
+            [sys.executable, str(driver), "kill-after-sends", "1", "--", *cli],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -233,14 +233,16 @@ def test_kill_during_store_leaves_the_database_as_before(
     with open_store(db_url) as store:  # migrated, empty
         assert store.runs() == []
     marker = tmp_path / "paused"
+    repo = Path(__file__).resolve().parent.parent
     env = {
         **os.environ,
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "HEALTHSCORE_TEST_STORE_PAUSE": str(marker),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
     }
     command = [
-        str(Path(sys.executable).parent / "healthscore"), "run", "--playbook", playbook_path,
-        "--source", f"file:{crm}", "--db", db_url, "--as-of", DAY[0],
+        sys.executable, str(repo / "tests" / "crash_points.py"), "pause-in-store", str(marker),
+        "--", "run", "--playbook", playbook_path, "--source", f"file:{crm}", "--db", db_url,
+        "--as-of", DAY[0],
     ]  # fmt: skip
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -49,9 +49,10 @@ MIGRATION_LOCK = 7_331_001  # pg_advisory_xact_lock key: one migrating process a
 MIGRATION_TRIES = 8
 STALE_RUN = timedelta(days=1)
 """A `running` run recorded on another host is taken as crashed after this long."""
-STORE_PAUSE_ENV = "HEALTHSCORE_TEST_STORE_PAUSE"
-"""Test hook: a file path. `record_run` creates it after its first inserts and then
-sleeps inside the open transaction, so a test can kill the process mid-write."""
+MID_WRITE_HOOKS: list[Callable[[int], None]] = []
+"""Called inside `record_run`'s open transaction once the first snapshots are inserted,
+with the new run id. Empty in production; a crash test's entry script registers one
+that kills the process there (`tests/crash_points.py`)."""
 INSERT_CHUNK = 2_000
 _MIGRATED: set[str] = set()  # URLs already at head in this process: skip Alembic next time
 
@@ -492,7 +493,8 @@ class HistoryStore:
         for number, chunk in enumerate(_chunks(rows, INSERT_CHUNK)):
             connection.execute(sa.insert(SNAPSHOTS), chunk)
             if number == 0:
-                _pause_for_tests()
+                for hook in MID_WRITE_HOOKS:
+                    hook(int(run_id))
         if cache is not None:
             _upsert_cache(connection, cache, int(run_id))
         insert_pending(connection, int(run_id), actions)
@@ -629,14 +631,6 @@ def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str
             chunk = []
     if chunk:
         yield chunk
-
-
-def _pause_for_tests() -> None:
-    marker = os.environ.get(STORE_PAUSE_ENV)
-    if not marker:
-        return
-    Path(marker).write_text(str(os.getpid()), encoding="utf-8")
-    time.sleep(600)
 
 
 def _history_entry(row: Any) -> HistoryEntry:
