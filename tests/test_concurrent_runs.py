@@ -168,3 +168,56 @@ def test_five_runs_at_once_double_nothing_and_lose_nothing(
                 done = finish(start_runs(str(playbook), db, env))
                 check_round(urls, db, done)
                 httpx.post(f"{urls.base_url}/_sandbox/clear-stats")
+
+
+def test_a_prefect_server_answering_503_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """What a run lost to a busy Prefect server (its SQLite database locked under five runs
+    at once) shows: a real HTTP server answering 503 to every call as the Prefect API."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from prefect import __version__ as prefect_version
+
+    class Busy(BaseHTTPRequestHandler):
+        def _busy(self) -> None:
+            body = b'{"exception_message": "Service Unavailable"}'
+            status = 503
+            if self.path.rstrip("/").endswith("/admin/version"):  # the client's first check
+                body, status = json.dumps(prefect_version).encode(), 200
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _busy
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    Thread(target=server.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{server.server_address[1]}/api"
+    crm_file = tmp_path / "crm.json"
+    crm_file.write_text(json.dumps(crm()), encoding="utf-8")
+    playbook = tmp_path / "actions.yaml"
+    playbook.write_text(PLAYBOOK, encoding="utf-8")
+    db = tmp_path / "h.db"
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_CLIENT_MAX_RETRIES": "0",
+           "PYTHONPATH": path}  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "healthscore", "run", "--playbook", str(playbook),
+             "--source", f"file:{crm_file}", "--db", f"sqlite:///{db}"],
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: the Prefect server at {api} failed a call of this run (HTTP 503 Service "
+        "Unavailable); it is down or overloaded (e.g. many runs at once on a local server): run "
+        "again later, actions already sent are not sent twice"
+    ]
+    assert not db.exists()  # the flow run was never created: nothing ran

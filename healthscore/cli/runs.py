@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -34,6 +34,9 @@ from healthscore.cli._util import (
     user_errors,
 )
 from healthscore.core.symbols import TREND_ARROWS, chip
+
+if TYPE_CHECKING:
+    import httpx
 
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 ANALYTICS_ENV = "PREFECT_SERVER_ANALYTICS_ENABLED"
@@ -106,6 +109,8 @@ def run(
 
     url = password_to_env(db or default_db_url())
     os.environ.setdefault(ANALYTICS_ENV, "false")  # an offline machine prints no telemetry error
+    import httpx
+
     from flows.local_server import ServerStartError, prefect_api
     from flows.score_accounts import score_accounts
 
@@ -131,6 +136,10 @@ def run(
                 )
     except ServerStartError as exc:
         fail(str(exc))
+    except httpx.HTTPError as exc:
+        if not _from(exc, api_url):
+            raise
+        fail(prefect_trouble(api_url, exc))
     actions = summary["actions"]
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
@@ -138,6 +147,32 @@ def run(
         print_run_summary(summary, url)
     if (actions["failed"] or actions["dead"]) and not allow_action_failures:
         raise typer.Exit(1)
+
+
+def _from(exc: httpx.HTTPError, api_url: str) -> bool:
+    try:
+        return str(exc.request.url).startswith(api_url.rstrip("/"))
+    except RuntimeError:  # an error without its request
+        return False
+
+
+def prefect_trouble(api_url: str, exc: httpx.HTTPError) -> str:
+    """One line for a Prefect API that failed a call of the run (after its client's retries).
+
+    Seen with several runs at once on a local Prefect server, whose SQLite
+    database answers 503 when it is busy for too long.
+    """
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        what = f"HTTP {exc.response.status_code} {exc.response.reason_phrase}"
+    else:
+        what = f"{type(exc).__name__}: {exc}"
+    return (
+        f"the Prefect server at {api_url} failed a call of this run ({what}); it is down or "
+        "overloaded (e.g. many runs at once on a local server): run again later, actions "
+        "already sent are not sent twice"
+    )
 
 
 def password_to_env(url: str) -> str:
