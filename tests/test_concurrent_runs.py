@@ -10,7 +10,8 @@ healthy one, each ledger row sent by exactly one of the five runs, and all five
 runs stored as succeeded (a run may also be refused, with one clear line, exit 2;
 none was in practice, and a refusal without a message fails the test).
 
-Slow (75 processes on a shared machine): `pytest -m "not slow"` skips it.
+Slow (75 processes on a shared machine): `pytest -m "not slow"` skips it; `H13_ROUNDS=1`
+runs one round per database.
 """
 
 from __future__ import annotations
