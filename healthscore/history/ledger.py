@@ -154,9 +154,9 @@ class ActionCounts:
     dead row of the playbook in the ledger after this run, this run's and earlier
     ones (they stay until someone acts on them, so a later run that killed nothing
     still reports them, and exits 0: only what failed or died this run is a new
-    problem). Other steps may add their own counts (e.g. `held`) in `extra`. `problems` is true when a
-    user should look (failed or dead rows): the CLI exits 1 and the Prefect
-    flow run is tagged for it.
+    problem). Other steps may add their own counts (e.g. `held`) in `extra`.
+    `problems` is true when a user should look (failed or dead rows): the CLI
+    exits 1 and the Prefect flow run ends `ActionsFailed`.
     """
 
     sent: int = 0
