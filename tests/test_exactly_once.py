@@ -85,23 +85,50 @@ def ledger_rows(db: str) -> list[Any]:
 # ---------------------------------------------------------------- 1. lost answers
 
 
+def recover(urls: Any, extra: int = 0) -> None:
+    """Acme, Beta and the first half of the extras back to full usage and a green pulse."""
+    api = HubSpot(access_token="t", host=urls.hubspot_url).crm.companies.basic_api
+    healthy = SimplePublicObjectInput(properties={"usage": "100", "csm_pulse": "green"})
+    for company_id in ["101", "102", *(str(201 + i) for i in range(extra // 2))]:
+        api.update(company_id, simple_public_object_input=healthy)
+
+
 @pytest.mark.usefixtures("prefect_harness")
 def test_answers_lost_after_the_write_never_double_an_action(
     tmp_path: Path, any_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every POST kind loses answers after the write (30 %): Slack messages, Jira issues and
+    (on the second At-risk occurrence, while the issue is still open) Jira comments,
+    HubSpot tasks and list memberships; re-runs settle each action exactly once."""
     extra = 12
     playbook = write_playbook(tmp_path)
+
+    def settle(as_of: str) -> None:
+        for _ in range(12):
+            run_flow(playbook, any_db, as_of)
+            if all(r.state == "sent" for r in ledger_rows(any_db)):
+                return
+
     with running_sandbox(seed=seed(extra=extra)) as urls:
         monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
+
+        def faults(rate: float) -> None:  # the test's own CRM edits are not faulted
+            httpx.post(
+                f"{urls.base_url}/_sandbox/faults-after-write", json={"rate": rate, "seed": 5}
+            ).raise_for_status()
+
         run_flow(playbook, any_db, DAY[0])
         turn_at_risk(urls, extra)
-        httpx.post(
-            f"{urls.base_url}/_sandbox/faults-after-write", json={"rate": 0.3, "seed": 5}
-        ).raise_for_status()
-        for _ in range(12):
-            run_flow(playbook, any_db, DAY[1])
-            if all(r.state == "sent" for r in ledger_rows(any_db)):
-                break
+        faults(0.3)
+        settle(DAY[1])
+        faults(0)
+        recover(urls, extra)
+        faults(0.3)
+        settle(DAY[2])
+        faults(0)
+        turn_at_risk(urls, extra)
+        faults(0.3)
+        settle("2026-02-22T09:00:00Z")  # At-risk again: a comment on each open issue
         faulted = inspect(urls, "stats")["faults_after_write_by_kind"]
         sent = messages(urls)
         opened = issues(urls)
@@ -111,12 +138,13 @@ def test_answers_lost_after_the_write_never_double_an_action(
     assert [r for r in rows if r.state != "sent"] == []
     assert sum(faulted.values()) >= 5, faulted  # the faults really happened
     at_risk = 2 + extra // 2  # Acme, Beta and half the extras
-    # exactly one message, issue and task per action, whatever answers were lost
-    assert len(sent) == at_risk
-    assert len({m["metadata"]["event_payload"]["ledger_key"] for m in sent}) == at_risk
+    # exactly one message, issue, comment and task per action, whatever answers were lost
+    assert len(sent) == 2 * at_risk
+    assert len({m["metadata"]["event_payload"]["ledger_key"] for m in sent}) == 2 * at_risk
     assert len(opened) == at_risk
     assert len({i["fields"]["summary"] for i in opened}) == at_risk
-    assert len(created) == at_risk
+    assert sorted(len(i["fields"]["comment"]["comments"]) for i in opened) == [1] * at_risk
+    assert len(created) == 2 * at_risk
     assert len({tuple(t["companies"]) for t in created}) == at_risk
     assert lists == {"Upsell candidates": [str(201 + i) for i in range(6, 12)]}
 
