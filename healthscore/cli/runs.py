@@ -34,6 +34,7 @@ from healthscore.cli._util import (
     user_errors,
 )
 from healthscore.core.symbols import TREND_ARROWS, chip
+from healthscore.reports.run_summary import EnrichmentSummary
 
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 ANALYTICS_ENV = "PREFECT_SERVER_ANALYTICS_ENABLED"
@@ -185,7 +186,11 @@ def print_run_summary(summary: dict[str, Any], url: str) -> None:
         )
     pull = "incremental" if summary["pull_incremental"] else "full"
     why = f" ({summary['pull_reason']})" if summary.get("pull_reason") else ""
-    out.print(f"pull: {pull}{why}, {summary['pull_calls']} API calls", markup=False)
+    shared = summary.get("pull_shared_with") or []
+    also = f", shared with {', '.join(shared)}" if shared else ""
+    out.print(f"pull: {pull}{why}, {summary['pull_calls']} API calls{also}", markup=False)
+    for entry in summary.get("enrichment") or []:
+        out.print(EnrichmentSummary(**entry).describe(), markup=False)
     if summary["writeback_skipped"]:
         out.print(f"write-back: skipped ({summary['writeback_skipped']})", markup=False)
     else:

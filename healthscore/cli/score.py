@@ -36,12 +36,13 @@ from healthscore.cli._util import (
     user_errors,
 )
 from healthscore.core.crm import Owner
-from healthscore.core.enrich import EnrichCounts, Enriched
+from healthscore.core.enrich import Enriched
 from healthscore.core.playbook import Playbook, PlaybookError
 from healthscore.core.scoring import AccountScore, Scorer, round2
 from healthscore.core.symbols import chip
 from healthscore.files import atomic_write
 from healthscore.playbooks import find_bundled
+from healthscore.reports.run_summary import EnrichmentSummary
 from healthscore.sources import load_snapshot
 from healthscore.sources.enrich import enrich
 
@@ -173,7 +174,8 @@ def score(
     snapshot = enriched.snapshot
     scores = Scorer(book).score_snapshot(snapshot, moment)
     for counts in enriched.counts:  # stderr: JSON and CSV on stdout stay machine-readable
-        err.print(describe_enrichment(counts, [s.id for s in scores]), markup=False)
+        line = EnrichmentSummary.of(counts, (s.id for s in scores)).describe()
+        err.print(line, markup=False)
     if output_format is OutputFormat.json:
         sys.stdout.write(
             json.dumps([s.to_json() for s in scores], indent=2, ensure_ascii=False) + "\n"
@@ -182,18 +184,6 @@ def score(
         sys.stdout.write(scores_csv(book, scores, snapshot.owner_by_id()))
     else:
         print_score_table(book, scores, snapshot.owner_by_id())
-
-
-def describe_enrichment(counts: EnrichCounts, scored: list[str]) -> str:
-    """`enrich:usage (postgresql): 3 rows, 2 joined, 1 unmatched row (ghost.org); 1 of 3
-    scored accounts without a row`."""
-    line = f"{counts.origin}: {counts.rows} rows, {counts.matched_rows} joined"
-    if counts.unmatched_rows:
-        keys = ", ".join(counts.unmatched_keys)
-        more = ", …" if counts.unmatched_rows > len(counts.unmatched_keys) else ""
-        line += f", {counts.unmatched_rows} unmatched ({keys}{more})"
-    missing = counts.unmatched_accounts(scored)
-    return line + f"; {missing} of {len(set(scored))} scored accounts without a row"
 
 
 def scores_csv(book: Playbook, scores: list[AccountScore], owners: Mapping[str, Owner]) -> str:

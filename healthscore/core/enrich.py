@@ -169,12 +169,12 @@ def _join_one(
             else record.properties.get(entry.key_account)
         )
         key = join_key(own)
-        row = rows.get(key) if key is not None else None
-        if row is not None:
+        found = rows.get(key) if key is not None else None
+        if found is not None:
             matched_keys.add(key or "")
             matched_accounts.add(record.id)
         for index, name in columns:
-            extra[name] = cell_string(row[index]) if row is not None else None
+            extra[name] = cell_string(found[index]) if found is not None else None
     for _, name in columns:
         origins[name] = table.origin
     unmatched = tuple(
