@@ -317,3 +317,87 @@ def test_an_unset_url_env_says_which_variable_and_block(
 )
 def test_cell_values_become_hubspot_strings(value: Any, text: str | None) -> None:
     assert cell_string(value) == text
+
+
+# ---------------------------------------------------------------- write-back of joined columns
+
+WRITEBACK = """
+name: Usage health
+enrich:
+  - name: usage
+    url: sqlite:///{path}
+    query: select domain, active_users, plan from usage
+    key: {{account: domain, column: domain}}
+    writeback: [active_users]
+groups:
+  - name: Usage
+    rules:
+      - {{when: [{{property: active_users, op: gte, value: 10}}], points: 30}}
+"""
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_joined_columns_are_written_back_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hubspot import HubSpot
+
+    from flows.score_accounts import score_accounts
+    from healthscore.sandbox import running_sandbox
+
+    path = tmp_path / "warehouse.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("create table usage (domain text, active_users int, plan text)")
+        connection.executemany(
+            "insert into usage values (?, ?, ?)", [("acme.com", 40, "gold"), ("beta.io", 5, "free")]
+        )
+    book = tmp_path / "usage.yaml"
+    book.write_text(WRITEBACK.format(path=path), encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'history.db'}"
+
+    def held(urls: Any) -> dict[str, str | None]:
+        api = HubSpot(access_token="t", host=urls.hubspot_url).crm.companies.basic_api
+        return {
+            i: api.get_by_id(i, properties=["usage_health_active_users"]).properties.get(
+                "usage_health_active_users"
+            )
+            for i in ("101", "102", "103")
+        }
+
+    with running_sandbox(seed=CRM) as urls:
+        monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
+        first = score_accounts(str(book), source="sandbox", as_of=AS_OF, db_url=db)
+        # 4 companies: score, status, trend and the group on each, plus active_users on
+        # the two with a row (nothing to clear on the others)
+        assert (first["written_records"], first["written_values"]) == (4, 4 * 4 + 2)
+        assert held(urls) == {"101": "40", "102": "5", "103": None}
+
+        with sqlite3.connect(path) as connection:  # Acme grows, Beta's row disappears
+            connection.execute("update usage set active_users = 41 where domain = 'acme.com'")
+            connection.execute("delete from usage where domain = 'beta.io'")
+        second = score_accounts(str(book), source="sandbox", as_of="2026-03-02T09:00Z", db_url=db)
+        assert held(urls)["101"] == "41"
+        assert held(urls)["102"] in (None, "")  # cleared: the warehouse has no row any more
+        assert second["enrichment"][0]["unmatched_accounts"] == 3
+
+
+def test_doctor_knows_the_columns_come_from_the_warehouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from healthscore.sandbox import running_sandbox
+
+    path = tmp_path / "warehouse.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("create table usage (domain text, active_users int, plan text)")
+    book = tmp_path / "usage.yaml"
+    text = WRITEBACK.format(path=path)
+    book.write_text(text, encoding="utf-8")
+    typo = tmp_path / "typo.yaml"  # a column the query does not return: HubSpot lacks it too
+    typo.write_text(text.replace("property: active_users", "property: active_userz"), "utf-8")
+    with running_sandbox(seed=CRM) as urls:
+        monkeypatch.setenv("HEALTHSCORE_SANDBOX_URL", urls.hubspot_url)
+        fine = runner.invoke(app, ["doctor", "-p", str(book), "-s", "sandbox"])
+        assert fine.exit_code == 0, fine.output
+        bad = runner.invoke(app, ["doctor", "-p", str(typo), "-s", "sandbox"])
+    assert bad.exit_code == 2
+    assert "companies: property active_userz does not exist in HubSpot" in bad.stderr

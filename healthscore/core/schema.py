@@ -217,6 +217,13 @@ ENRICH = _obj(
             "description": "A .csv or .parquet file (relative to the playbook's folder), one row "
             "per account, with the key column.",
         },
+        "writeback": {
+            "type": "array",
+            "items": {"type": "string"},
+            "uniqueItems": True,
+            "description": "Columns the write-back copies to HubSpot properties of the scored "
+            "object (`<playbook>_<column>`, text), so HubSpot views and workflows see them.",
+        },
         "key": _obj(
             {
                 "account": {

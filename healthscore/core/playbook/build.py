@@ -102,6 +102,7 @@ def _enrichment(data: Mapping[str, Any], line: int) -> Enrichment:
         url_env=data.get("url_env"),
         url=data.get("url"),
         file=data.get("file"),
+        writeback=tuple(str(c) for c in data.get("writeback") or ()),
         line=line,
     )
 

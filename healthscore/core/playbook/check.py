@@ -277,6 +277,13 @@ class _Checker:
         for part in ("account", "column"):
             if not str(entry["key"][part]).strip():
                 self.error((*path, "key", part), "must not be empty")
+        for index, column in enumerate(entry.get("writeback") or ()):
+            if str(column).strip().casefold() == str(entry["key"]["column"]).strip().casefold():
+                self.error(
+                    (*path, "writeback", index),
+                    f"`{column}` is the key column: the account has it already",
+                    "list the columns the entry brings, e.g. `writeback: [active_users]`",
+                )
 
     def _derived(self, name: str, source: Any) -> None:
         path: Path_ = ("derived", name)

@@ -186,6 +186,7 @@ class Enrichment:
     url_env: str | None = None
     url: str | None = None
     file: str | None = None
+    writeback: tuple[str, ...] = ()  # columns copied to HubSpot properties by the write-back
     line: int = 0
 
     @property
