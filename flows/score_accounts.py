@@ -133,11 +133,10 @@ def score_playbook(
     (the whole snapshot) would be serialized to the Prefect API."""
     logger = get_run_logger()
     started = datetime.now(UTC)
-    moment = as_of
     enriched = enrich_accounts(playbook, big(pulled.snapshot))
     snapshot = enriched.snapshot
-    scores = score(playbook, big(snapshot), moment)
-    comparisons = compare_with_history(playbook, big(scores), moment, db_url, dry_run)
+    scores = score(playbook, big(snapshot), as_of)
+    comparisons = compare_with_history(playbook, big(scores), as_of, db_url, dry_run)
     if backfill:
         plan = ActionPlan(playbook.name)  # a backfill records history only
     else:
@@ -145,7 +144,7 @@ def score_playbook(
             playbook,
             big(comparisons),
             big(snapshot),
-            moment,
+            as_of,
             db_url,
             source,
             dry_run,
@@ -155,14 +154,14 @@ def score_playbook(
     run_id: int | None = None
     if not dry_run:
         owners = {o.id: o.display_name for o in snapshot.owners}
-        run = RunInfo(playbook.name, playbook.content_hash, moment, source, started, owners=owners)
+        run = RunInfo(playbook.name, playbook.content_hash, as_of, source, started, owners=owners)
         run_id = store_run(db_url, run, big(comparisons), big(pulled.cache), big(plan.due))
 
     try:
         summary = summarize(
             playbook,
             comparisons,
-            as_of=moment.isoformat(),
+            as_of=as_of.isoformat(),
             source=source,
             dry_run=dry_run,
             run_id=run_id,

@@ -401,3 +401,38 @@ def test_doctor_knows_the_columns_come_from_the_warehouse(
         bad = runner.invoke(app, ["doctor", "-p", str(typo), "-s", "sandbox"])
     assert bad.exit_code == 2
     assert "companies: property active_userz does not exist in HubSpot" in bad.stderr
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_scheduled_run_finds_the_url_in_a_prefect_secret_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crm: str
+) -> None:
+    from prefect.blocks.system import Secret
+
+    from flows.score_accounts import score_accounts
+
+    path = tmp_path / "warehouse.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("create table usage (domain text, active_users int, seats int, x text)")
+        connection.executemany(
+            "insert into usage values (?, ?, ?, ?)", [(d, a, s, "") for d, a, s, _ in ROWS]
+        )
+    env = "H16B_TEST_BLOCK_URL"
+    monkeypatch.delenv(env, raising=False)
+    Secret(value=f"sqlite:///{path}").save("h16b-test-block-url", overwrite=True)
+    book = tmp_path / "usage.yaml"
+    book.write_text(
+        PLAYBOOK.format(where=f"url_env: {env}", table="usage").replace("last_login", "x"),
+        encoding="utf-8",
+    )
+    summary = score_accounts(
+        str(book), source=crm, as_of=AS_OF, db_url=f"sqlite:///{tmp_path / 'h.db'}", dry_run=True
+    )
+    (entry,) = summary["enrichment"]
+    assert (entry["origin"], entry["matched_rows"], entry["unmatched_accounts"]) == (
+        "enrich:usage (sqlite)",
+        2,
+        2,
+    )
+    # Acme: 30 + 40 + 0 (its login column is empty now) = 70, Neutral; Beta 12.5; the rest 0
+    assert summary["counts"] == {"Healthy": 0, "Neutral": 1, "At-risk": 3}
