@@ -47,6 +47,7 @@ PlaybooksOption = Annotated[
         "--playbook",
         "-p",
         help=PLAYBOOK_HELP + " Repeat it to score several playbooks from one pull.",
+        metavar="<path>",
         show_default=False,
         callback=lambda paths: [find_bundled(p) for p in paths],
     ),
@@ -97,9 +98,10 @@ def run(
 ) -> None:
     """Run the whole flow once, as a Prefect flow run: pull, score, store, write back, report.
 
-    With several --playbook, one pull reads what they all need, then each playbook is
-    scored, stored, written back and acted on in turn, with its own history; one that
-    fails does not stop the others (its error is printed, and the exit code is 1).
+    With several --playbook, one pull reads what they all need, then each
+    playbook is scored, stored, written back and acted on in turn, with its own
+    history; one that fails does not stop the others (its error is printed, the
+    exit code is 1, and --json prints a list of summaries).
 
     The flow run goes to PREFECT_API_URL when it is set (environment or Prefect
     profile). Otherwise the first run starts a local Prefect server in the
@@ -111,8 +113,8 @@ def run(
     history file (dashboard-<playbook>.html); a dry run writes none.
 
     Exit codes: 0 done; 1 done, but actions failed or are dead (see `healthscore
-    actions --state failed` / `--state dead`), or one of several playbooks failed; 2 a
-    problem to fix first, nothing sent.
+    actions --state failed` / `--state dead`), or one of several playbooks
+    failed; 2 a problem to fix first, nothing sent.
     """
     moment = as_of_or_fail(as_of)
     from healthscore.sources import check_reachable
