@@ -134,6 +134,7 @@ def pull(
         since=cached.pulled_at if use and cached else None,
         previous_signature=cached.signature if use and cached else None,
         extra_properties=_extra([playbook, *also]),
+        extra_lists=_lists(also),
         progress=progress,
         own_writes=OwnWrites.from_json(cached.writes_json)
         if use and cached is not None and cached.writes_json
@@ -178,6 +179,15 @@ def _extra(playbooks: Sequence[Playbook]) -> dict[str, list[str]]:
             for kind, names in playbook.required_properties().items():
                 extra.setdefault(kind, set()).update(names)
     return {kind: sorted(names) for kind, names in extra.items() if names}
+
+
+def _lists(playbooks: Sequence[Playbook]) -> dict[str, set[str]]:
+    """The lists the other playbooks of a shared pull read (`Playbook.list_conditions`)."""
+    lists: dict[str, set[str]] = {}
+    for playbook in playbooks:
+        for kind, references in playbook.list_conditions().items():
+            lists.setdefault(kind, set()).update(references)
+    return lists
 
 
 def _needs(playbooks: Sequence[Playbook]) -> Mapping[str, set[str]]:
