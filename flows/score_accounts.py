@@ -1,6 +1,11 @@
 """The scheduled flow: pull -> score -> compare -> store -> write back -> act -> report.
 
-Each step is a thin task around an engine call (`tasks/`); the flow only says
+`score_accounts` pulls once for all its playbooks (`run -p a.yaml -p b.yaml`: the
+union of what they read, one pull per scored object), then runs `score_playbook`
+for each, a subflow with its own history, ledger, write-back and report: one
+playbook's failure does not stop the others (`tasks.playbooks`).
+
+Each step is a thin task around an engine call (`tasks/`); the flows only say
 in which order they run and what happens on failure. Comparing comes before
 storing because the stored snapshot carries its trend and delta, and the whole
 run is written in one transaction; a dry run takes the very same path and
@@ -16,30 +21,35 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger
-from prefect.states import Completed, State
 from prefect.utilities.annotations import quote
 
 from healthscore.actions.plan import ActionPlan
+from healthscore.core.playbook import Playbook
 from healthscore.core.values import parse_as_of
 from healthscore.history import RUN_FAILED, RUN_SUCCEEDED, RunInfo
 from healthscore.integrations.hubspot.writeback import WritebackError, WritebackResult
 from healthscore.reports.run_summary import summarize
-from healthscore.sources.cached import FULL_PULL_EVERY_DAYS, is_api_source
+from healthscore.sources.cached import FULL_PULL_EVERY_DAYS, PulledCrm, is_api_source
 from tasks.actions import plan_due_actions, run_actions
-from tasks.crm import pull_crm
+from tasks.enrich import enrich_accounts
 from tasks.flow_runs import claim_and_mark_crashed
-from tasks.preflight import check_setup
+from tasks.playbooks import (
+    ACTIONS_FAILED_STATE,
+    check_before_pull,
+    finish_many,
+    playbook_paths,
+    pull_for,
+    read_playbooks,
+)
 from tasks.report import publish_dashboard, publish_report
-from tasks.scoring import compare_with_history, read_playbook
+from tasks.scoring import compare_with_history
 from tasks.scoring import score_accounts as score
-from tasks.store import check_as_of, finish_run, store_run
+from tasks.store import finish_run, store_run
 from tasks.writeback import write_back_scores
 
 T = TypeVar("T")
 FLOW_NAME = "score-accounts"
-ACTIONS_FAILED_STATE = "ActionsFailed"
-"""The flow run's final state name (type Completed) when actions failed or died: the scores
-are stored, but someone should look. Alert on it with a Prefect automation."""
+__all__ = ["ACTIONS_FAILED_STATE", "FLOW_NAME", "score_accounts", "score_playbook"]
 
 
 def big(value: T) -> T:
@@ -49,7 +59,7 @@ def big(value: T) -> T:
 
 @flow(name=FLOW_NAME, log_prints=False)
 def score_accounts(
-    playbook_path: str,
+    playbook_path: str | list[str],
     source: str = "sandbox",
     as_of: str | None = None,
     dry_run: bool = False,
@@ -62,10 +72,13 @@ def score_accounts(
 ) -> Any:
     """Score every account of a playbook, keep the history, write back, act, report.
 
-    playbook_path: the playbook YAML. source: `sandbox`, `hubspot`, `file:PATH.json`
-    or `csv:PATH`. as_of: ISO 8601 instant (default now, UTC). dry_run: score,
-    compare and report, but store nothing and write nothing to HubSpot. db_url:
-    the history database (default `HEALTHSCORE_DB_URL` or SQLite in the data folder).
+    playbook_path: the playbook YAML, or a list of them: one pull of the union of what
+    they need, then each playbook scored, stored, written back and acted on by its own
+    `score_playbook`; a failure of one does not stop the others. source: `sandbox`,
+    `hubspot`, `file:PATH.json` or `csv:PATH`. as_of: ISO 8601 instant (default now,
+    UTC). dry_run: score, compare and report, but store nothing and write nothing to
+    HubSpot. db_url: the history database (default `HEALTHSCORE_DB_URL` or SQLite in
+    the data folder).
     dashboard: where the HTML dashboard goes, a folder or a `.html` file (default
     `HEALTHSCORE_DASHBOARD_DIR`, else next to the SQLite file); not written on a dry run.
     full: pull every record instead of the changes since the cached pull (`run --full`).
@@ -79,41 +92,67 @@ def score_accounts(
     db_url holds no password (Prefect records parameters): a URL with a user and no
     password takes it from `HEALTHSCORE_DB_PASSWORD` inside the flow.
 
-    Returns the summary (JSON); the final state is Completed, named `ActionsFailed`
-    when actions failed or were given up on.
+    Returns the summary (JSON), a list of them for a list of playbooks; the final state
+    is Completed, named `ActionsFailed` when actions failed or were given up on, and
+    Failed when a playbook of a list failed (after the others ran).
     """
-    logger = get_run_logger()
-    started = datetime.now(UTC)
     moment = parse_as_of(as_of)
+    logger = get_run_logger()
     try:  # a flow run killed earlier is Crashed in Prefect, as in the history
         for crashed in claim_and_mark_crashed(FLOW_NAME):
             logger.warning("flow run %s: its process is gone; set Crashed", crashed)
     except Exception as exc:  # bookkeeping of earlier runs never stops this one
         logger.warning("could not check for crashed flow runs: %s", exc)
+    paths = playbook_paths(playbook_path)
+    playbooks = read_playbooks(paths, one=isinstance(playbook_path, str))
+    check_before_pull(playbooks, source, db_url, moment, dry_run=dry_run, backfill=backfill)
+    pulls = pull_for(playbooks, source, db_url, dry_run, full, full_pull_every_days)
+    for playbook in playbooks.ready:
+        with playbooks.running(playbook) as outcome:
+            outcome.summary = score_playbook(
+                playbook,
+                pulls[playbook.name],
+                source=source,
+                as_of=moment,
+                dry_run=dry_run,
+                db_url=db_url,
+                dashboard=dashboard,
+                backfill=backfill,
+                enroll_existing=enroll_existing,
+            )
+    return finish_many(playbooks)
 
-    playbook = read_playbook(playbook_path)
-    if not dry_run:
-        check_as_of(db_url, playbook.name, moment, backfill)
-    if not (dry_run or backfill):
-        check_setup(playbook, source)  # every setup problem, before anything is written
-    pulled = pull_crm(
-        playbook,
-        source,
-        db_url,
-        use_cache=not dry_run,
-        full=full,
-        full_pull_every_days=full_pull_every_days,
-    )
-    scores = score(playbook, big(pulled.snapshot), moment)
-    comparisons = compare_with_history(playbook, big(scores), moment, db_url, dry_run)
+
+def score_playbook(
+    playbook: Playbook,
+    pulled: PulledCrm,
+    *,
+    source: str,
+    as_of: datetime,
+    dry_run: bool,
+    db_url: str | None,
+    dashboard: str | None,
+    backfill: bool,
+    enroll_existing: bool,
+) -> Any:
+    """One playbook from a pulled snapshot: enrich, score, compare, store, write back, act,
+    report; its tasks run in the calling flow run. The parameters are `score_accounts`'s;
+    returns the summary (JSON). A plain function, not a subflow: a subflow's parameters
+    (the whole snapshot) would be serialized to the Prefect API."""
+    logger = get_run_logger()
+    started = datetime.now(UTC)
+    enriched = enrich_accounts(playbook, big(pulled.snapshot))
+    snapshot = enriched.snapshot
+    scores = score(playbook, big(snapshot), as_of)
+    comparisons = compare_with_history(playbook, big(scores), as_of, db_url, dry_run)
     if backfill:
         plan = ActionPlan(playbook.name)  # a backfill records history only
     else:
         plan = plan_due_actions(
             playbook,
             big(comparisons),
-            big(pulled.snapshot),
-            moment,
+            big(snapshot),
+            as_of,
             db_url,
             source,
             dry_run,
@@ -122,19 +161,21 @@ def score_accounts(
 
     run_id: int | None = None
     if not dry_run:
-        owners = {o.id: o.display_name for o in pulled.snapshot.owners}
-        run = RunInfo(playbook.name, playbook.content_hash, moment, source, started, owners=owners)
+        owners = {o.id: o.display_name for o in snapshot.owners}
+        run = RunInfo(playbook.name, playbook.content_hash, as_of, source, started, owners=owners)
         run_id = store_run(db_url, run, big(comparisons), big(pulled.cache), big(plan.due))
 
     try:
         summary = summarize(
             playbook,
             comparisons,
-            as_of=moment.isoformat(),
+            as_of=as_of.isoformat(),
             source=source,
             dry_run=dry_run,
             run_id=run_id,
+            enrichment=enriched.counts,
         )
+        summary.pull_shared_with = [name for name in pulled.shared_by if name != playbook.name]
         summary.pull_incremental, summary.pull_calls = pulled.incremental, pulled.calls
         summary.pull_reason = pulled.reason
         if dry_run:
@@ -148,7 +189,7 @@ def score_accounts(
         else:
             try:
                 written = write_back_scores(
-                    playbook, source, big(comparisons), big(pulled.snapshot), db_url, run_id
+                    playbook, source, big(comparisons), big(snapshot), db_url, run_id
                 )
             except WritebackError as exc:  # e.g. a missing scope: the actions still run
                 written = WritebackResult(problems=[str(exc)])
@@ -176,12 +217,4 @@ def score_accounts(
     if run_id is not None:
         finish_run(db_url, run_id, RUN_SUCCEEDED)
     logger.info("run %s done: %s", run_id if run_id is not None else "(dry)", summary.counts)
-    result = summary.to_json()
-    if summary.actions.problems:
-        state: State[Any] = Completed(
-            name=ACTIONS_FAILED_STATE,
-            message=f"actions: {summary.actions.describe()}",
-            data=result,
-        )
-        return state
-    return result
+    return summary.to_json()

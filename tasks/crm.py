@@ -53,8 +53,12 @@ def pull_crm(
     use_cache: bool,
     full: bool = False,
     full_pull_every_days: float = FULL_PULL_EVERY_DAYS,
+    also: list[Playbook] | None = None,
 ) -> PulledCrm:
-    """Pull every record the playbook and its write-back need (`full`: ignore the cache)."""
+    """Pull every record the playbook and its write-back need (`full`: ignore the cache).
+
+    `also`: more playbooks of the same object, scored from this one pull (their union).
+    """
     logger = get_run_logger()
     load_cache: Callable[[str], CacheEntry | None] | None = None
     if use_cache and is_api_source(source):
@@ -70,6 +74,7 @@ def pull_crm(
         load_cache=load_cache,
         full=full,
         full_pull_every_days=full_pull_every_days,
+        also=also or (),
     )
     logger.info(
         "pulled %d records from %s (%s: %s; %d API calls)",

@@ -15,6 +15,7 @@ from healthscore.actions.preflight import SetupCheck
 from healthscore.core.playbook import Playbook
 from tasks.actions import settings_for
 from tasks.crm import hubspot_token
+from tasks.enrich import database_url
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 
 
@@ -32,7 +33,9 @@ def check_setup(playbook: Playbook, source: str) -> None:
     plan, which skips that kind with a note (as without this check); what the
     write-back copes with by itself (`SetupCheck.require`) is logged, not fatal.
     """
-    check = SetupCheck(source, settings_for(source), hubspot_token(source), strict=False)
+    check = SetupCheck(
+        source, settings_for(source), hubspot_token(source), strict=False, database_url=database_url
+    )
     logger = get_run_logger()
     for line in check.require(playbook):  # the write-back copes; the summary says what failed
         logger.warning("setup: %s", line)

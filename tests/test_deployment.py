@@ -86,7 +86,11 @@ def test_prefect_deploy_accepts_the_deployment(prefect_server: dict[str, str]) -
     (schedule,) = deployment["schedules"]
     assert schedule["schedule"]["cron"] == "0 6 * * *"
     assert schedule["schedule"]["timezone"] == "Europe/Berlin"
-    assert set(deployment["parameter_openapi_schema"]["properties"]) == {
+    parameters = deployment["parameter_openapi_schema"]["properties"]
+    # one playbook, or a list of them scored from one pull
+    assert {"type": "string"} in parameters["playbook_path"]["anyOf"]
+    assert {"type": "array", "items": {"type": "string"}} in parameters["playbook_path"]["anyOf"]
+    assert set(parameters) == {
         "playbook_path",
         "source",
         "as_of",

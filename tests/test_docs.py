@@ -60,7 +60,7 @@ def test_every_operator_colour_and_action_kind_is_documented() -> None:
 
 
 def test_the_doc_has_examples() -> None:
-    assert len(EXAMPLES) == 9  # + list membership and custom objects (issue 16)
+    assert len(EXAMPLES) == 10  # + list membership, custom objects and enrich (issue 16)
 
 
 @pytest.mark.parametrize("number", range(len(EXAMPLES)))

@@ -164,6 +164,15 @@ EXPECTED: dict[str, list[Expected]] = {
         (16, "groups[0].rules[2].label", "must be text or a list, not the number 5", None),
         (21, "groups[0].rules[3].label", "at least 1 item", None),
     ],
+    "40_enrich_mistakes.yaml": [
+        (4, "enrich[0].url", "a database password does not belong", "`url_env`"),
+        (8, "enrich[1].url_env", "names an environment variable, not the URL", "WAREHOUSE_URL"),
+        (12, "enrich[2].file", "reads .csv or .parquet files", "usage.csv"),
+        (14, "enrich[3].name", "enrich entry `usage` appears twice", "rename"),
+        (14, "enrich[3]", "a query needs exactly one of `url_env`", "WAREHOUSE_URL"),
+        (19, "enrich[4].key", "missing required field `column`", None),
+        (19, "enrich[4].key.colum", "unknown field `colum`", "did you mean `column`?"),
+    ],
 }
 
 runner = CliRunner()

@@ -15,6 +15,7 @@ they read.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from healthscore.actions.kinds import REGISTRY
 from healthscore.core.playbook import Playbook
 from healthscore.core.schema import TEMPLATE_FORMAT
 from healthscore.core.templates import can_render_empty
-from healthscore.errors import ConfigError
+from healthscore.errors import ConfigError, SourceError
 from healthscore.integrations import ensure_reachable
 from healthscore.integrations.hubspot.checks import (
     portal_properties,
@@ -43,6 +44,7 @@ from healthscore.integrations.jira.issues import JiraSender, jira_client
 from healthscore.integrations.slack.checks import slack_problems
 from healthscore.integrations.slack.messages import LookupCache, SlackSender, slack_client
 from healthscore.sources.cached import connect_source, is_api_source
+from healthscore.sources.enrich import SecretLookup, fetch
 
 
 def empty_render_warnings(playbook: Playbook) -> list[str]:
@@ -148,9 +150,14 @@ class SetupCheck:
     settings: ActionSettings
     hubspot_token: str | None = None
     strict: bool = True
+    database_url: SecretLookup = os.environ.get
+    """How an `enrich:` entry's `url_env` is read (the flow also reads Prefect blocks)."""
     _connection: HubSpotConnection | None = field(default=None, init=False, repr=False)
     _scopes: frozenset[str] | None = field(default=None, init=False, repr=False)
     _definitions: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _enriched: dict[str, tuple[set[str], list[str]]] = field(
         default_factory=dict, init=False, repr=False
     )
     _slack: SlackSender | None = field(default=None, init=False, repr=False)
@@ -169,6 +176,24 @@ class SetupCheck:
         if missing:
             self._definitions.update(portal_properties(self.connection(), missing))
         return {t: self._definitions[t] for t in object_types if t in self._definitions}
+
+    def enriched(self, playbook: Playbook) -> tuple[set[str], list[str]]:
+        """The columns the playbook's `enrich:` entries bring, and why an entry cannot be
+        read (each query run, each file read once): HubSpot need not have those columns,
+        and a warehouse that does not answer is a setup problem too."""
+        if playbook.name not in self._enriched:
+            columns: set[str] = set()
+            problems: list[str] = []
+            for entry in playbook.enrich:
+                try:
+                    table = fetch(entry, playbook, secret=self.database_url)
+                except SourceError as exc:
+                    problems.append(str(exc))
+                    continue
+                key = entry.key_column.casefold()
+                columns.update(c for c in table.columns if c.casefold() != key)
+            self._enriched[playbook.name] = (columns, problems)
+        return self._enriched[playbook.name]
 
     def hubspot_problems(
         self, playbook: Playbook, *, scopes: bool = True, writeback: bool = True
@@ -198,7 +223,12 @@ class SetupCheck:
             if status not in (401, 403):
                 raise
             return [*problems, f"cannot read property definitions (HubSpot answered {status})"]
-        return problems + property_problems(playbook, definitions, writeback=writeback)
+        columns, unreadable = self.enriched(playbook)
+        return (
+            problems
+            + unreadable
+            + property_problems(playbook, definitions, writeback=writeback, enriched=columns)
+        )
 
     # -- Slack and Jira
 

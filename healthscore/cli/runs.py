@@ -17,10 +17,10 @@ import typer
 
 from healthscore.actions import load_playbook
 from healthscore.cli._util import (
+    PLAYBOOK_HELP,
     AsOfOption,
     Column,
     DbOption,
-    PlaybookOption,
     SourceOption,
     app,
     as_of_or_fail,
@@ -34,6 +34,8 @@ from healthscore.cli._util import (
     user_errors,
 )
 from healthscore.core.symbols import TREND_ARROWS, chip
+from healthscore.playbooks import find_bundled
+from healthscore.reports.run_summary import EnrichmentSummary
 
 if TYPE_CHECKING:
     import httpx
@@ -42,9 +44,22 @@ STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 ANALYTICS_ENV = "PREFECT_SERVER_ANALYTICS_ENABLED"
 
 
+PlaybooksOption = Annotated[
+    list[Path],
+    typer.Option(
+        "--playbook",
+        "-p",
+        help=PLAYBOOK_HELP + " Repeat it to score several playbooks from one pull.",
+        metavar="<path>",
+        show_default=False,
+        callback=lambda paths: [find_bundled(p) for p in paths],
+    ),
+]
+
+
 @app.command()
 def run(
-    playbook: PlaybookOption,
+    playbooks: PlaybooksOption,
     source: SourceOption,
     db: DbOption = None,
     dry_run: Annotated[
@@ -86,6 +101,11 @@ def run(
 ) -> None:
     """Run the whole flow once, as a Prefect flow run: pull, score, store, write back, report.
 
+    With several --playbook, one pull reads what they all need, then each
+    playbook is scored, stored, written back and acted on in turn, with its own
+    history; one that fails does not stop the others (its error is printed, the
+    exit code is 1, and --json prints a list of summaries).
+
     The flow run goes to PREFECT_API_URL when it is set (environment or Prefect
     profile). Otherwise the first run starts a local Prefect server in the
     background, its database and log in <data dir>/prefect, telemetry off, and
@@ -96,14 +116,16 @@ def run(
     history file (dashboard-<playbook>.html); a dry run writes none.
 
     Exit codes: 0 done; 1 done, but actions failed or died in this run (see `healthscore
-    actions --state failed` / `--state dead`); 2 a problem to fix first, nothing sent.
-    Rows that died in earlier runs are still counted (`dead in the ledger`) but exit 0.
+    actions --state failed` / `--state dead`), or one of several playbooks failed; 2 a
+    problem to fix first, nothing sent. Rows that died in earlier runs are still counted
+    (`dead in the ledger`) but exit 0.
     """
     moment = as_of_or_fail(as_of)
     from healthscore.sources import check_reachable
 
     with user_errors():
-        load_playbook(playbook)  # a bad playbook fails here, before Prefect starts
+        for path in playbooks:
+            load_playbook(path)  # a bad playbook fails here, before Prefect starts
         check_reachable(source)  # so does a CRM that nothing answers for
     from healthscore.history import data_dir, default_db_url
 
@@ -124,8 +146,7 @@ def run(
                     markup=False,
                 )
             with user_errors(), run_errors():
-                summary: dict[str, Any] = score_accounts(  # type: ignore[assignment]
-                    playbook_path=str(playbook),
+                parameters: dict[str, Any] = dict(
                     source=source,
                     as_of=moment.isoformat(),
                     dry_run=dry_run,
@@ -134,18 +155,34 @@ def run(
                     backfill=backfill,
                     enroll_existing=enroll_existing,
                 )
+                if len(playbooks) == 1:  # its errors are raised: exit 2 for a user's
+                    summaries = [score_accounts(playbook_path=str(playbooks[0]), **parameters)]
+                else:
+                    state: Any = score_accounts(
+                        playbook_path=[str(p) for p in playbooks], return_state=True, **parameters
+                    )  # Failed when one playbook failed: its data still lists every outcome
+                    summaries = state.result(raise_on_failure=False)
     except ServerStartError as exc:
         fail(str(exc))
     except httpx.HTTPError as exc:
         if not _from(exc, api_url):
             raise
         fail(prefect_trouble(api_url, exc))
-    actions = summary["actions"]
+    failed = [s for s in summaries if "error" in s]
+    done = [s for s in summaries if "error" not in s]
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        data = summaries[0] if len(playbooks) == 1 else summaries
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
-        print_run_summary(summary, url)
-    if (actions["failed"] or actions["dead"]) and not allow_action_failures:
+        for summary in done:
+            print_run_summary(summary, url)
+        for summary in failed:
+            err.print(f"{summary['playbook']}: failed: {summary['error']}", markup=False)
+    if failed:
+        raise typer.Exit(1)
+    if not allow_action_failures and any(
+        s["actions"]["failed"] or s["actions"]["dead"] for s in done
+    ):
         raise typer.Exit(1)
 
 
@@ -221,7 +258,11 @@ def print_run_summary(summary: dict[str, Any], url: str) -> None:
         )
     pull = "incremental" if summary["pull_incremental"] else "full"
     why = f" ({summary['pull_reason']})" if summary.get("pull_reason") else ""
-    out.print(f"pull: {pull}{why}, {summary['pull_calls']} API calls", markup=False)
+    shared = summary.get("pull_shared_with") or []
+    also = f", shared with {', '.join(shared)}" if shared else ""
+    out.print(f"pull: {pull}{why}, {summary['pull_calls']} API calls{also}", markup=False)
+    for entry in summary.get("enrichment") or []:
+        out.print(EnrichmentSummary(**entry).describe(), markup=False)
     if summary["writeback_skipped"]:
         out.print(f"write-back: skipped ({summary['writeback_skipped']})", markup=False)
     else:

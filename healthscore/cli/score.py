@@ -36,12 +36,15 @@ from healthscore.cli._util import (
     user_errors,
 )
 from healthscore.core.crm import Owner
+from healthscore.core.enrich import Enriched
 from healthscore.core.playbook import Playbook, PlaybookError
 from healthscore.core.scoring import AccountScore, Scorer, round2
 from healthscore.core.symbols import chip
 from healthscore.files import atomic_write
 from healthscore.playbooks import find_bundled
+from healthscore.reports.run_summary import EnrichmentSummary
 from healthscore.sources import load_snapshot
+from healthscore.sources.enrich import enrich
 
 
 @app.command()
@@ -147,11 +150,13 @@ def schema(
 # ---------------------------------------------------------------- score / explain
 
 
-def load_inputs(playbook_path: Path, source: str) -> tuple[Playbook, Any]:
+def load_inputs(playbook_path: Path, source: str) -> tuple[Playbook, Enriched]:
+    """The playbook and the source's snapshot with the playbook's `enrich:` joined on."""
     with user_errors():
         playbook = load_playbook(playbook_path)
         snapshot = load_snapshot(source, playbook, progress=_progress_printer())
-    return playbook, snapshot
+        enriched = enrich(snapshot, playbook)
+    return playbook, enriched
 
 
 @app.command()
@@ -165,8 +170,12 @@ def score(
 ) -> None:
     """Score every in-segment account and print it; stores nothing, sends nothing."""
     moment = as_of_or_fail(as_of)
-    book, snapshot = load_inputs(playbook, source)
+    book, enriched = load_inputs(playbook, source)
+    snapshot = enriched.snapshot
     scores = Scorer(book).score_snapshot(snapshot, moment)
+    for counts in enriched.counts:  # stderr: JSON and CSV on stdout stay machine-readable
+        line = EnrichmentSummary.of(counts, (s.id for s in scores)).describe()
+        err.print(line, markup=False)
     if output_format is OutputFormat.json:
         sys.stdout.write(
             json.dumps([s.to_json() for s in scores], indent=2, ensure_ascii=False) + "\n"
@@ -242,13 +251,18 @@ def explain(
 ) -> None:
     """Show how one account is scored: every rule, what it saw, and its points."""
     moment = as_of_or_fail(as_of)
-    book, snapshot = load_inputs(playbook, source)
+    book, enriched = load_inputs(playbook, source)
+    snapshot = enriched.snapshot
     record = snapshot.record(book.object, account_id)
     if record is None:
         fail(f"no {book.object} record with id {account_id!r} in {source}")
     in_segment, result = Scorer(book).explain(record, snapshot, moment)
     if as_json:
         payload = {**result.to_json(), "in_segment": in_segment, "as_of": moment.isoformat()}
+        payload["enriched"] = {
+            name: {"value": record.properties.get(name), "from": origin}
+            for name, origin in enriched.origins.items()
+        }
         payload["breakdown"] = [
             {
                 "group": g.name,
@@ -263,12 +277,18 @@ def explain(
         ]
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
         return
-    print_explanation(book, result, in_segment, moment)
+    print_explanation(book, result, in_segment, moment, enriched.origins)
 
 
 def print_explanation(
-    book: Playbook, result: AccountScore, in_segment: bool, moment: datetime
+    book: Playbook,
+    result: AccountScore,
+    in_segment: bool,
+    moment: datetime,
+    origins: Mapping[str, str] | None = None,
 ) -> None:
+    """`explain`'s text; `origins`: property -> where an `enrich:` entry got it from."""
+    origins = origins or {}
     out.print(
         f"{result.name} (id {result.id}) — playbook {book.name!r}, as of {moment.isoformat()}",
         markup=False,
@@ -279,6 +299,10 @@ def print_explanation(
             for option in book.segment_options()
         )
         out.print(f"⚠ not in the segment ({segment}): `score` leaves it out.", markup=False)
+    for name, origin in origins.items():
+        value = result.properties.get(name)
+        shown = f"= {value!r}" if value is not None else "unknown (no row)"
+        out.print(f"{name} {shown} from {origin}", markup=False)
     for name, _ in book.derived:
         out.print(f"derived {name} = {result.properties.get(name)}", markup=False)
     for definition, group in zip(book.groups, result.groups, strict=True):
@@ -292,7 +316,9 @@ def print_explanation(
             table.add_row("start", "", f"{definition.start:g}")
         for rule in group.rules:
             table.add_row(  # CRM values and names from the playbook: text, never markup
-                Text(rule.name), Text(_describe_inputs(rule.inputs)), f"{round2(rule.points):g}"
+                Text(rule.name),
+                Text(_describe_inputs(rule.inputs, origins)),
+                f"{round2(rule.points):g}",
             )
         if group.points != group.raw:
             bound = "max_points" if group.points < group.raw else "min_points"
@@ -305,7 +331,7 @@ def print_explanation(
     )
 
 
-def _describe_inputs(inputs: Mapping[str, Any]) -> str:
+def _describe_inputs(inputs: Mapping[str, Any], origins: Mapping[str, str]) -> str:
     parts: list[str] = []
     for key, value in inputs.items():
         if key == "occurrences":
@@ -325,7 +351,8 @@ def _describe_inputs(inputs: Mapping[str, Any]) -> str:
                 for v in value[:10]
             )
         else:
-            parts.append(f"{key} = {value!r}" if value is not None else f"{key} unknown")
+            text = f"{key} = {value!r}" if value is not None else f"{key} unknown"
+            parts.append(f"{text} ({origins[key]})" if key in origins else text)
     return "\n".join(parts)
 
 

@@ -191,6 +191,57 @@ RULE = _obj(
     "(property+scale), event (event+points or frequency), or associated records.",
 )
 
+ENRICH = _obj(
+    {
+        "name": {
+            "type": "string",
+            "description": "Names the entry in reports and `explain` (`enrich:<name>`).",
+        },
+        "url_env": {
+            "type": "string",
+            "description": "Environment variable holding the SQLAlchemy URL of the database "
+            "(e.g. WAREHOUSE_URL); else the Prefect Secret block of the same name in lower "
+            "case with dashes (warehouse-url). Keeps the password out of the playbook.",
+        },
+        "url": {
+            "type": "string",
+            "description": "A SQLAlchemy URL without password (e.g. sqlite:///usage.db); a URL "
+            "with a password is refused: use `url_env`.",
+        },
+        "query": {
+            "type": "string",
+            "description": "SQL returning one row per account, with the key column.",
+        },
+        "file": {
+            "type": "string",
+            "description": "A .csv or .parquet file (relative to the playbook's folder), one row "
+            "per account, with the key column.",
+        },
+        "writeback": {
+            "type": "array",
+            "items": {"type": "string"},
+            "uniqueItems": True,
+            "description": "Columns the write-back copies to HubSpot properties of the scored "
+            "object (`<playbook>_<column>`, text), so HubSpot views and workflows see them.",
+        },
+        "key": _obj(
+            {
+                "account": {
+                    "type": "string",
+                    "description": "Account property to match (case-insensitive, e.g. domain), "
+                    "or hs_object_id for the record id.",
+                },
+                "column": {"type": "string", "description": "Column holding the same value."},
+            },
+            ["account", "column"],
+            description="How rows are joined onto accounts.",
+        ),
+    },
+    ["name", "key"],
+    description="Columns from a database query or a file, joined onto the accounts before "
+    "scoring: each becomes a property (text, as HubSpot's).",
+)
+
 GROUP = _obj(
     {
         "name": {"type": "string"},
@@ -310,6 +361,12 @@ PLAYBOOK_SCHEMA: dict[str, Any] = {
                 "additionalProperties": {"type": "string"},
                 "description": "Named arithmetic on properties: + - * / ( ) and numbers.",
             },
+            "enrich": {
+                "type": "array",
+                "items": {"$ref": "#/$defs/enrich"},
+                "description": "Warehouse queries or files joined onto the accounts before "
+                "scoring (product usage...); their columns become properties.",
+            },
             "combine": {"enum": ["sum", "weighted"], "description": "sum (HubSpot) | weighted."},
             "groups": {"type": "array", "items": {"$ref": "#/$defs/group"}, "minItems": 1},
             "thresholds": {"type": "array", "items": {"$ref": "#/$defs/threshold"}, "minItems": 1},
@@ -364,6 +421,7 @@ PLAYBOOK_SCHEMA: dict[str, Any] = {
     ),
     "$defs": {
         "condition": CONDITION,
+        "enrich": ENRICH,
         "decay": DECAY,
         "band": BAND,
         "rule": RULE,

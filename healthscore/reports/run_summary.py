@@ -6,10 +6,11 @@ RevOps read it in the Prefect UI (as artifacts) and in the terminal after
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from healthscore.core.enrich import EnrichCounts
 from healthscore.core.playbook import Playbook
 from healthscore.core.symbols import TREND_ARROWS, chip
 from healthscore.core.trends import (
@@ -44,6 +45,48 @@ class StatusChange:
 
 
 @dataclass
+class EnrichmentSummary:
+    """What one `enrich:` entry brought (`run --json`: `enrichment`): rows read, rows
+    joined onto an account, rows that matched none (the first few keys, to find the
+    mismatch), and scored accounts that got no row (their columns are unknown)."""
+
+    name: str
+    origin: str
+    rows: int
+    matched_rows: int
+    unmatched_rows: int
+    unmatched_keys: list[str]
+    scored_accounts: int
+    unmatched_accounts: int
+
+    @classmethod
+    def of(cls, counts: EnrichCounts, scored: Iterable[str]) -> EnrichmentSummary:
+        ids = set(scored)
+        return cls(
+            name=counts.name,
+            origin=counts.origin,
+            rows=counts.rows,
+            matched_rows=counts.matched_rows,
+            unmatched_rows=counts.unmatched_rows,
+            unmatched_keys=list(counts.unmatched_keys),
+            scored_accounts=len(ids),
+            unmatched_accounts=counts.unmatched_accounts(ids),
+        )
+
+    def describe(self) -> str:
+        """`enrich:usage (postgresql): 3 rows, 2 joined, 1 unmatched (ghost.org); 1 of 3
+        scored accounts without a row`."""
+        line = f"{self.origin}: {self.rows} rows, {self.matched_rows} joined"
+        if self.unmatched_rows:
+            more = ", …" if self.unmatched_rows > len(self.unmatched_keys) else ""
+            line += f", {self.unmatched_rows} unmatched ({', '.join(self.unmatched_keys)}{more})"
+        return (
+            line + f"; {self.unmatched_accounts} of {self.scored_accounts} scored accounts "
+            "without a row"
+        )
+
+
+@dataclass
 class RunSummary:
     """Everything a person wants to know about a run, JSON-friendly."""
 
@@ -61,6 +104,9 @@ class RunSummary:
     pull_incremental: bool = False
     pull_calls: int = 0
     pull_reason: str = ""  # why the pull was full or incremental
+    pull_shared_with: list[str] = field(default_factory=list)
+    """The other playbooks scored from the same pull (`run -p a.yaml -p b.yaml`)."""
+    enrichment: list[EnrichmentSummary] = field(default_factory=list)
     written_records: int = 0
     written_values: int = 0
     writeback_calls: int = 0
@@ -88,7 +134,9 @@ def summarize(
     source: str,
     dry_run: bool,
     run_id: int | None,
+    enrichment: Sequence[EnrichCounts] = (),
 ) -> RunSummary:
+    """The summary of a run's comparisons; `enrichment`: the counts of its `enrich:` joins."""
     trends = {name: 0 for name in TREND_ARROWS}
     for c in comparisons:
         trends[c.trend] += 1
@@ -111,6 +159,7 @@ def summarize(
             if c.transition is not None
         ],
         new_accounts=sum(1 for c in comparisons if c.previous_status is None),
+        enrichment=[EnrichmentSummary.of(e, (c.id for c in comparisons)) for e in enrichment],
     )
 
 
@@ -153,7 +202,13 @@ def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
         + ("incremental" if summary.pull_incremental else "full")
         + f" pull, {summary.pull_calls} API calls"
         + (f"; {summary.pull_reason}" if summary.pull_reason else "")
+        + (
+            f"; shared with {', '.join(summary.pull_shared_with)}"
+            if summary.pull_shared_with
+            else ""
+        )
         + ")",
+        *(f"- {_cell(e.describe())}" for e in summary.enrichment),
         f"- write-back: {summary.written_values} values on {summary.written_records} records"
         + (f" ({summary.writeback_skipped})" if summary.writeback_skipped else "")
         + (f", {summary.writeback_refused} refused" if summary.writeback_refused else ""),

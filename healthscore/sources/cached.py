@@ -17,8 +17,8 @@ incremental runs. A cache in another format gets a full pull.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from healthscore.core.crm import CrmSnapshot
@@ -48,6 +48,7 @@ class PulledCrm:
     calls: int
     cache: CacheEntry | None = None
     reason: str = ""  # why this kind of pull ran: "--full", "last full pull 7.0 days ago", ...
+    shared_by: list[str] = field(default_factory=list)  # the playbooks this pull serves
 
     @property
     def records(self) -> int:
@@ -67,8 +68,10 @@ def connect_source(source: str, token: str | None = None) -> HubSpotConnection:
     return connection
 
 
-def cache_key(source: str, connection: HubSpotConnection, playbook: Playbook) -> str:
-    return source_cache_key(source, connection.base_url, _needs(playbook))
+def cache_key(
+    source: str, connection: HubSpotConnection, playbook: Playbook, also: Sequence[Playbook] = ()
+) -> str:
+    return source_cache_key(source, connection.base_url, _needs([playbook, *also]))
 
 
 def pull(
@@ -81,20 +84,36 @@ def pull(
     full: bool = False,
     full_pull_every_days: float = FULL_PULL_EVERY_DAYS,
     connection: HubSpotConnection | None = None,
+    also: Sequence[Playbook] = (),
 ) -> PulledCrm:
     """Pull what the playbook (and its write-back) needs; incrementally when a cache allows.
 
-    `full` forces a full pull (`run --full`); otherwise a cache whose last full
-    pull is `full_pull_every_days` or more old gets one too. `connection`: an
-    already configured one (its own limits) instead of `connect_source`.
+    `also`: more playbooks of the same `object` scored from this one pull (`run -p a.yaml
+    -p b.yaml`): the pull reads the union of what they all need, once, and its cache
+    entry is the union's. `full` forces a full pull (`run --full`); otherwise a cache
+    whose last full pull is `full_pull_every_days` or more old gets one too.
+    `connection`: an already configured one (its own limits) instead of `connect_source`.
     """
+    mixed = sorted({p.object for p in also} - {playbook.object})
+    if mixed:
+        raise SourceError(
+            f"one pull serves one scored object: {playbook.name!r} scores {playbook.object}, "
+            f"others {', '.join(mixed)} (`pull_by_object` pulls each once)"
+        )
     if not is_api_source(source):
         snapshot = load_snapshot(source, playbook, progress=progress)
-        return PulledCrm(snapshot, datetime.now(UTC), False, 0, reason=f"{source} is read whole")
+        return PulledCrm(
+            snapshot,
+            datetime.now(UTC),
+            False,
+            0,
+            reason=f"{source} is read whole",
+            shared_by=[p.name for p in (playbook, *also)],
+        )
     from healthscore.integrations.hubspot import pull as hubspot
 
     connection = connection or connect_source(source, token)
-    key = cache_key(source, connection, playbook)
+    key = cache_key(source, connection, playbook, also)
     cached = load_cache(key) if load_cache else None
     payload = _payload(cached)
     started = datetime.now(UTC)
@@ -114,7 +133,8 @@ def pull(
         previous=payload[0] if use and payload else None,
         since=cached.pulled_at if use and cached else None,
         previous_signature=cached.signature if use and cached else None,
-        extra_properties=_extra(playbook),
+        extra_properties=_extra([playbook, *also]),
+        extra_lists=_lists(also),
         progress=progress,
         own_writes=OwnWrites.from_json(cached.writes_json)
         if use and cached is not None and cached.writes_json
@@ -131,6 +151,7 @@ def pull(
         result.calls,
         entry,
         reason or result.reason,
+        [p.name for p in (playbook, *also)],
     )
 
 
@@ -140,7 +161,7 @@ def read_back_writes(
     """The written records as the next pull needs them (`hubspot.pull.read_back`); calls."""
     from healthscore.integrations.hubspot import pull as hubspot
 
-    return hubspot.read_back(playbook, connection, written, _extra(playbook))
+    return hubspot.read_back(playbook, connection, written, _extra([playbook]))
 
 
 def _payload(cached: CacheEntry | None) -> tuple[CrmSnapshot, datetime] | None:
@@ -148,12 +169,40 @@ def _payload(cached: CacheEntry | None) -> tuple[CrmSnapshot, datetime] | None:
     return unpack_snapshot(cached.payload) if cached is not None else None
 
 
-def _extra(playbook: Playbook) -> dict[str, list[str]]:
-    names = writeback_properties(playbook)
-    return {playbook.object: names} if names else {}
+def _extra(playbooks: Sequence[Playbook]) -> dict[str, list[str]]:
+    """What the first playbook's own needs leave out: the write-back properties of all,
+    and everything the others read (`hubspot.pull` adds the first's needs itself)."""
+    extra: dict[str, set[str]] = {}
+    for index, playbook in enumerate(playbooks):
+        extra.setdefault(playbook.object, set()).update(writeback_properties(playbook))
+        if index:
+            for kind, names in playbook.required_properties().items():
+                extra.setdefault(kind, set()).update(names)
+    return {kind: sorted(names) for kind, names in extra.items() if names}
 
 
-def _needs(playbook: Playbook) -> Mapping[str, set[str]]:
-    needs = {kind: set(props) for kind, props in playbook.required_properties().items()}
-    needs.setdefault(playbook.object, set()).update(writeback_properties(playbook))
+def _lists(playbooks: Sequence[Playbook]) -> dict[str, set[str]]:
+    """The lists the other playbooks of a shared pull read (`Playbook.list_conditions`)."""
+    lists: dict[str, set[str]] = {}
+    for playbook in playbooks:
+        for kind, references in playbook.list_conditions().items():
+            lists.setdefault(kind, set()).update(references)
+    return lists
+
+
+def _needs(playbooks: Sequence[Playbook]) -> Mapping[str, set[str]]:
+    """The union of what the playbooks read and write back: the cache key's content."""
+    needs: dict[str, set[str]] = {}
+    for playbook in playbooks:
+        for kind, props in playbook.required_properties().items():
+            needs.setdefault(kind, set()).update(props)
+        needs.setdefault(playbook.object, set()).update(writeback_properties(playbook))
     return needs
+
+
+def pull_by_object(playbooks: Sequence[Playbook]) -> list[list[Playbook]]:
+    """The playbooks grouped by the object they score, in first-seen order: one pull each."""
+    groups: dict[str, list[Playbook]] = {}
+    for playbook in playbooks:
+        groups.setdefault(playbook.object, []).append(playbook)
+    return list(groups.values())

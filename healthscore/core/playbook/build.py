@@ -21,6 +21,7 @@ from healthscore.core.playbook.model import (
     Band,
     Condition,
     Decay,
+    Enrichment,
     Group,
     Playbook,
     Rule,
@@ -50,6 +51,10 @@ def build(
         derived=tuple(
             (str(name), parse_expression(str(src)))
             for name, src in (data.get("derived") or {}).items()
+        ),
+        enrich=tuple(
+            _enrichment(e, position_of(data, ("enrich", i))[0])
+            for i, e in enumerate(data.get("enrich") or [])
         ),
         combine=data.get("combine", "sum"),
         groups=tuple(_group(g) for g in data["groups"]),
@@ -85,6 +90,20 @@ def _writeback_names(data: Any) -> WritebackNames:
         return WritebackNames()
     return WritebackNames(
         **{key: str(data[key]) for key in ("prefix", "label", "group") if data.get(key)}
+    )
+
+
+def _enrichment(data: Mapping[str, Any], line: int) -> Enrichment:
+    return Enrichment(
+        name=str(data["name"]),
+        key_account=str(data["key"]["account"]).strip(),
+        key_column=str(data["key"]["column"]).strip(),
+        query=data.get("query"),
+        url_env=data.get("url_env"),
+        url=data.get("url"),
+        file=data.get("file"),
+        writeback=tuple(str(c) for c in data.get("writeback") or ()),
+        line=line,
     )
 
 

@@ -8,8 +8,10 @@ semantic mistakes are all reported in one run. `validate` runs both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from healthscore.core.conditions import (
@@ -101,6 +103,12 @@ class _Checker:
             for name, source in derived.items():
                 if self.clean(("derived", str(name))):
                     self._derived(str(name), source)
+        enrich = data.get("enrich")
+        if isinstance(enrich, list):
+            enrich_names: set[str] = set()
+            for e_index, entry in enumerate(enrich):
+                if isinstance(entry, Mapping) and self.clean(("enrich", e_index)):
+                    self._enrich(entry, ("enrich", e_index), enrich_names)
         groups = data.get("groups")
         if isinstance(groups, list):
             group_names: dict[str, int] = {}
@@ -216,6 +224,66 @@ class _Checker:
                 f"unknown time zone {name!r}",
                 close or "use an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`",
             )
+
+    def _enrich(self, entry: Mapping[str, Any], path: Path_, names: set[str]) -> None:
+        """One `enrich:` entry: a query (with `url_env` or a password-free `url`) or a file."""
+        name = entry["name"]
+        if name in names:
+            self.error((*path, "name"), f"enrich entry `{name}` appears twice", "rename one")
+        names.add(name)
+        if not name.strip():
+            self.error((*path, "name"), "needs a name", "e.g. `name: usage`")
+        has_query, has_file = "query" in entry, "file" in entry
+        if has_query == has_file:
+            self.error(
+                path,
+                "an enrich entry reads either a `query` (with `url_env`) or a `file`",
+                "e.g. `url_env: WAREHOUSE_URL` and `query: select ...`, or `file: usage.csv`",
+            )
+        for key in ("url_env", "url"):
+            if has_file and key in entry:
+                self.error((*path, key), f"`{key}` belongs to a query, not to a `file` entry")
+        if has_query and ("url_env" in entry) == ("url" in entry):
+            self.error(
+                path,
+                "a query needs exactly one of `url_env` (an environment variable holding the "
+                "database URL) or `url`",
+                "e.g. `url_env: WAREHOUSE_URL`, then `export WAREHOUSE_URL=postgresql+psycopg://...`",
+            )
+        env = entry.get("url_env")
+        if isinstance(env, str):
+            if "://" in env:
+                self.error(
+                    (*path, "url_env"),
+                    "`url_env` names an environment variable, not the URL itself",
+                    "put the URL in an environment variable, e.g. `url_env: WAREHOUSE_URL`",
+                )
+            elif not _ENV_NAME.fullmatch(env):
+                self.error(
+                    (*path, "url_env"),
+                    f"{env!r} is not an environment variable name",
+                    "letters, digits and _, e.g. `WAREHOUSE_URL`",
+                )
+        url = entry.get("url")
+        if isinstance(url, str) and _has_password(url):
+            self.error(
+                (*path, "url"),
+                "a database password does not belong in the playbook",
+                "move the URL to an environment variable and name it with `url_env`",
+            )
+        file = entry.get("file")
+        if isinstance(file, str) and not file.lower().endswith((".csv", ".parquet")):
+            self.error((*path, "file"), "reads .csv or .parquet files", "e.g. `file: usage.csv`")
+        for part in ("account", "column"):
+            if not str(entry["key"][part]).strip():
+                self.error((*path, "key", part), "must not be empty")
+        for index, column in enumerate(entry.get("writeback") or ()):
+            if str(column).strip().casefold() == str(entry["key"]["column"]).strip().casefold():
+                self.error(
+                    (*path, "writeback", index),
+                    f"`{column}` is the key column: the account has it already",
+                    "list the columns the entry brings, e.g. `writeback: [active_users]`",
+                )
 
     def _derived(self, name: str, source: Any) -> None:
         path: Path_ = ("derived", name)
@@ -450,6 +518,21 @@ class _Checker:
                 f"`every_run` only applies to level triggers, not `{kind}`",
                 "level triggers: " + ", ".join(sorted(LEVEL_TRIGGERS)),
             )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _has_password(url: str) -> bool:
+    """A password in a URL: `user:secret@host`, or a `password=` query parameter."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return True
+    except ValueError:  # an unparsable port: still look at the query
+        parts = None
+    query = parts.query if parts else url.partition("?")[2]
+    return any(k.casefold() == "password" for k, _ in parse_qsl(query))
 
 
 _KIND_KEYS = {"when", "points_each", "scale", "event", "associated", "frequency"}

@@ -168,6 +168,38 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Enrichment:
+    """One `enrich:` entry: a warehouse query or a file, joined onto the accounts by a key.
+
+    Exactly one of `query` (with `url_env` or `url`) and `file` is set. `key_account` is
+    an account property, or `hs_object_id` for the record id; `key_column` the column of
+    the query or file holding the same value. `file` is relative to the playbook's folder.
+    The URL never holds a password (`check` refuses one): it comes from the environment
+    variable `url_env` (or the Prefect Secret block of the same name, lower-case with
+    dashes) at run time. `line`: the entry's 1-based YAML line, for errors found later.
+    """
+
+    name: str
+    key_account: str
+    key_column: str
+    query: str | None = None
+    url_env: str | None = None
+    url: str | None = None
+    file: str | None = None
+    writeback: tuple[str, ...] = ()  # columns copied to HubSpot properties by the write-back
+    line: int = 0
+
+    @property
+    def label(self) -> str:
+        """How reports name it: `enrich:usage`."""
+        return f"enrich:{self.name}"
+
+
+RECORD_ID = "hs_object_id"
+"""The key of an `enrich:` entry that names the record id rather than a property."""
+
+
+@dataclass(frozen=True)
 class Playbook:
     name: str
     groups: tuple[Group, ...]
@@ -176,6 +208,7 @@ class Playbook:
     segment: tuple[Condition, ...] = ()
     segments: tuple[tuple[Condition, ...], ...] = ()  # any one of them (HubSpot's 5 segments)
     derived: tuple[tuple[str, Expression], ...] = ()
+    enrich: tuple[Enrichment, ...] = ()
     combine: str = "sum"
     thresholds: tuple[Threshold, ...] = ()  # highest `min` first
     trend: TrendSettings = TrendSettings()
@@ -235,6 +268,7 @@ class Playbook:
         account = needs[self.object]
         derived_names = {name for name, _ in self.derived}
         account.update(_properties(c for option in self.segment_options() for c in option))
+        account.update(e.key_account for e in self.enrich if e.key_account != RECORD_ID)
         for _, expression in self.derived:
             account.update(expression.names - derived_names)
         for action in self.actions:

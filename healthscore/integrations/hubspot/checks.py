@@ -17,7 +17,7 @@ app token-info endpoint (`POST /oauth/v2/private-apps/get/access-token-info`).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from healthscore.core.conditions import DATE_OPERATORS, NUMERIC_OPERATORS
@@ -120,7 +120,11 @@ def _conditions(playbook: Playbook) -> Iterable[tuple[str, Condition]]:
 
 
 def property_problems(
-    playbook: Playbook, definitions: Mapping[str, Mapping[str, Any]], *, writeback: bool = True
+    playbook: Playbook,
+    definitions: Mapping[str, Mapping[str, Any]],
+    *,
+    writeback: bool = True,
+    enriched: Collection[str] = (),
 ) -> list[str]:
     """Missing properties (with a "did you mean"), operators that do not fit, write-back clashes.
 
@@ -128,7 +132,9 @@ def property_problems(
     `label`, `description`). A write-back property another playbook writes (its
     description names that playbook, `owning_playbook`) is always a problem;
     one of the wrong type only with `writeback` (the write-back leaves its values
-    out and reports it, so `run` need not stop for it).
+    out and reports it, so `run` need not stop for it). `enriched`: the account
+    properties the playbook's `enrich:` entries bring (their columns), which
+    HubSpot need not have.
     """
     problems: list[str] = []
     derived = {name for name, _ in playbook.derived}
@@ -136,7 +142,8 @@ def property_problems(
         known = definitions.get(object_type)
         if not object_type or known is None:
             continue
-        for name in sorted(names - derived):
+        brought = set(enriched) if object_type == playbook.object else set()
+        for name in sorted(names - derived - brought):
             if name in known:
                 continue
             line = f"{object_type}: property {name} does not exist in HubSpot"
@@ -146,6 +153,8 @@ def property_problems(
     for object_type, condition in _conditions(playbook):
         if condition.in_list is not None:
             continue
+        if object_type == playbook.object and condition.property in enriched:
+            continue  # the entry's value, not HubSpot's property, is what the rule reads
         definition = definitions.get(object_type, {}).get(condition.property)
         key = (object_type, condition.property, condition.op)
         if definition is None or key in seen:

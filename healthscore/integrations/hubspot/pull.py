@@ -167,6 +167,7 @@ def pull(
     extra_properties: Mapping[str, Iterable[str]] | None = None,
     progress: Progress | None = None,
     own_writes: OwnWrites | None = None,
+    extra_lists: Mapping[str, Iterable[str]] | None = None,
 ) -> PullResult:
     """Pull what `playbook` needs: incrementally from `previous` when given, else fully.
 
@@ -174,6 +175,8 @@ def pull(
     needs: a playbook that now reads another property needs a full pull.
     `own_writes`: what the write-back wrote after `previous` was pulled; records
     whose only change since is ours are not searched for again (`_Puller.incremental`).
+    `extra_lists` (`{object type: list names or ids}`): more lists to read, e.g. those
+    of other playbooks scored from this pull.
     """
     puller = _puller(playbook, connection, extra_properties, progress)
     needs = puller.needs
@@ -188,7 +191,7 @@ def pull(
             snapshot, changed = puller.incremental(
                 previous, since - connection.clock_margin, own_writes
             )
-            snapshot = _with_lists(puller, playbook, snapshot)
+            snapshot = _with_lists(puller, playbook, snapshot, extra_lists)
             reason = f"changes since {since.isoformat(timespec='seconds')}"
             return PullResult(snapshot, started, True, signature, puller.calls, changed, reason)
         except SearchCapReached as exc:
@@ -196,18 +199,27 @@ def pull(
                 f"more than {connection.search_cap:,} {exc} changed in one millisecond "
                 "since the last pull"
             )
-    snapshot = _with_lists(puller, playbook, puller.full())
+    snapshot = _with_lists(puller, playbook, puller.full(), extra_lists)
     changed = snapshot.counts()
     return PullResult(snapshot, started, False, signature, puller.calls, changed, reason)
 
 
-def _with_lists(puller: _Puller, playbook: Playbook, snapshot: CrmSnapshot) -> CrmSnapshot:
-    """The snapshot with the custom object schemas and the lists the playbook reads."""
+def _with_lists(
+    puller: _Puller,
+    playbook: Playbook,
+    snapshot: CrmSnapshot,
+    extra: Mapping[str, Iterable[str]] | None = None,
+) -> CrmSnapshot:
+    """The snapshot with the custom object schemas and the lists the playbook (and
+    `extra`, `{object type: list names or ids}`) reads, each list once."""
     frame = snapshot.frame
     frame.schemas = [puller.schema(kind) for kind in puller.needs if is_custom_object(kind)]
+    wanted = {kind: set(refs) for kind, refs in playbook.list_conditions().items()}
+    for kind, references in (extra or {}).items():
+        wanted.setdefault(kind, set()).update(references)
     frame.lists = [
         puller.list_members(reference, frame.type_id(kind))
-        for kind, references in sorted(playbook.list_conditions().items())
+        for kind, references in sorted(wanted.items())
         for reference in sorted(references)
     ]
     return snapshot

@@ -205,7 +205,8 @@ def owning_playbook(description: str | None) -> str | None:
 
 
 def property_specs(playbook: Playbook) -> list[PropertySpec]:
-    """Score, status, trend and one property per group, in that order.
+    """Score, status, trend, one property per group, then each `enrich:` column the
+    playbook asks to write back (`enrich_columns`), in that order.
 
     Internal names, labels and the group follow HubSpot's "score properties"
     guidance (labels, internal names, descriptions, property groups): valid
@@ -258,7 +259,29 @@ def property_specs(playbook: Playbook) -> list[PropertySpec]:
                 numeric=True,
             )
         )
+    for entry in playbook.enrich:
+        for column in entry.writeback:
+            base = f"{prefix}_{slug(column)}"[:MAX_NAME]
+            unique, number = base, 2
+            while unique in taken:
+                unique = f"{base[: MAX_NAME - 4]}_{number}"
+                number += 1
+            taken.add(unique)
+            specs.append(
+                PropertySpec(
+                    unique,
+                    f"{label}: {column}",
+                    "string",
+                    "text",
+                    f"{column} from {entry.label}, copied at every run. {note}",
+                )
+            )
     return specs
+
+
+def enrich_columns(playbook: Playbook) -> list[str]:
+    """The `enrich:` columns written back, in `property_specs` order (after the groups)."""
+    return [column for entry in playbook.enrich for column in entry.writeback]
 
 
 def writeback_properties(playbook: Playbook) -> list[str]:
@@ -312,8 +335,12 @@ def desired_values(playbook: Playbook, comparison: Comparison) -> dict[str, str]
         specs[1].name: comparison.status,
         specs[2].name: comparison.trend,
     }
-    for spec, group in zip(specs[3:], comparison.score.groups, strict=True):
+    groups = len(playbook.groups)
+    for spec, group in zip(specs[3 : 3 + groups], comparison.score.groups, strict=True):
         values[spec.name] = format_number(group.points)
+    properties = comparison.score.properties
+    for spec, column in zip(specs[3 + groups :], enrich_columns(playbook), strict=True):
+        values[spec.name] = properties.get(column) or ""  # "" clears: the row is gone
     return values
 
 
@@ -354,8 +381,8 @@ def current_values(playbook: Playbook, snapshot: CrmSnapshot) -> dict[str, dict[
 
 
 def _same(held: str | None, wanted: str, numeric: bool) -> bool:
-    if held is None:
-        return False
+    if held is None or not held.strip():
+        return not wanted  # an unset property already is what "" would make it
     if numeric:
         number = as_number(held)
         return number is not None and round2(number) == round2(float(wanted))
