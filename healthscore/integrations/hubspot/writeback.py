@@ -243,12 +243,7 @@ def property_specs(playbook: Playbook) -> list[PropertySpec]:
     ]
     taken = {s.name for s in specs}
     for group in playbook.groups:
-        base = f"{prefix}_group_{slug(group.name)}"[:MAX_NAME]
-        unique, number = base, 2
-        while unique in taken:
-            unique = f"{base[: MAX_NAME - 4]}_{number}"
-            number += 1
-        taken.add(unique)
+        unique = _unique(f"{prefix}_group_{slug(group.name)}"[:MAX_NAME], taken)
         specs.append(
             PropertySpec(
                 unique,
@@ -261,12 +256,7 @@ def property_specs(playbook: Playbook) -> list[PropertySpec]:
         )
     for entry in playbook.enrich:
         for column in entry.writeback:
-            base = f"{prefix}_{slug(column)}"[:MAX_NAME]
-            unique, number = base, 2
-            while unique in taken:
-                unique = f"{base[: MAX_NAME - 4]}_{number}"
-                number += 1
-            taken.add(unique)
+            unique = _unique(f"{prefix}_{slug(column)}"[:MAX_NAME], taken)
             specs.append(
                 PropertySpec(
                     unique,
@@ -277,6 +267,17 @@ def property_specs(playbook: Playbook) -> list[PropertySpec]:
                 )
             )
     return specs
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    """`base`, or `base_2`, `base_3`... (cut to HubSpot's name length) when another score
+    property of the playbook already has it; the name is added to `taken`."""
+    unique, number = base, 2
+    while unique in taken:
+        unique = f"{base[: MAX_NAME - 4]}_{number}"
+        number += 1
+    taken.add(unique)
+    return unique
 
 
 def enrich_columns(playbook: Playbook) -> list[str]:
