@@ -61,7 +61,7 @@ def _connection(url: str) -> HubSpotConnection:
 
 def _full(connection: HubSpotConnection) -> dict[str, Any]:
     """What a fresh full pull sees now, with the write-back's properties."""
-    return dict(pull(STALE, connection, extra_properties=cached._extra(STALE)).snapshot.to_json())
+    return dict(pull(STALE, connection, extra_properties=cached._extra([STALE])).snapshot.to_json())
 
 
 def _run(
@@ -237,7 +237,7 @@ def test_a_foreign_edit_among_many_of_our_writes_is_found_by_halving_the_window(
         data, rate_limit=100_000, search_rate_per_second=1_000, search_cap=CAP
     ) as urls:
         connection = _connection(urls.hubspot_url)
-        extra = cached._extra(STALE)
+        extra = cached._extra([STALE])
         full = pull(STALE, connection, extra_properties=extra)
         ours = OwnWrites(
             "companies",
