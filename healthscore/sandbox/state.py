@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -306,6 +306,15 @@ def _infer_type(value: str | None) -> str:
     else:
         return "number"
     if "-" in value and parse_moment(value) is not None:
+        return "datetime"
+    return "string"
+
+
+def _common_type(kinds: set[str]) -> str:
+    """The one property type that holds values of all `kinds` (`_infer_type`'s names)."""
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    if kinds == {"number", "datetime"}:  # epoch milliseconds beside ISO dates
         return "datetime"
     return "string"
 
@@ -680,16 +689,29 @@ class HubSpotState:
         self.objects[object_type][object_id] = obj
         return obj
 
-    def define_implicit(self, object_type: str, properties: Mapping[str, str | None]) -> None:
-        """Seeded property names count as defined, as if an admin had created them."""
+    def define_implicit(
+        self, object_type: str, records: Iterable[Mapping[str, str | None]]
+    ) -> None:
+        """Seeded property names count as defined, as if an admin had created them.
+
+        The type fits every seeded value (`_common_type`): a date column whose values
+        mix ISO dates and epoch milliseconds (both of which HubSpot accepts for a date
+        property) is a datetime, not a number because its first value was digits.
+        """
         defs = self.properties[object_type]
+        seen: dict[str, set[str]] = {}
+        for properties in records:
+            for name, value in properties.items():
+                if name not in defs and value is not None:
+                    seen.setdefault(name, set()).add(_infer_type(value))
+                elif name not in defs:
+                    seen.setdefault(name, set())
         now = hubspot_iso(utc_now())
-        for name, value in properties.items():
-            if name not in defs:
-                defs[name] = property_definition(
-                    object_type, name, _infer_type(value), hubspot_defined=False, created=now
-                )
-                self.inferred.add((object_type, name))
+        for name, kinds in seen.items():
+            defs[name] = property_definition(
+                object_type, name, _common_type(kinds), hubspot_defined=False, created=now
+            )
+            self.inferred.add((object_type, name))
 
 
 # The sandbox bot's Slack user id; it is a member of the channels the state says.
@@ -956,8 +978,8 @@ def _seed_hubspot(snapshot: CrmSnapshot, schemas: Any = None) -> HubSpotState:
     for key, records in snapshot.objects.items():
         object_type = _seed_type(hs, key)
         hs.ensure_type(object_type)
+        hs.define_implicit(object_type, (record.properties for record in records))
         for record in records:
-            hs.define_implicit(object_type, record.properties)
             hs.create_object(object_type, record.properties, object_id=record.id)
     for key, records in snapshot.objects.items():
         object_type = _seed_type(hs, key)
