@@ -251,16 +251,16 @@ def read_back(
             properties=properties,
             inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + BATCH_READ]],
         )
-        response = puller.call(
+        response = puller.read(
             puller.crm.objects.batch_api.read,
             object_type,
             batch_read_input_simple_public_object_id=request,
         )
-        for item in response.results or []:
-            values = _properties(item.properties, properties)
+        for item in response.get("results") or []:
+            values = _properties(item.get("properties"), properties)
             stamp = values.get(modified)
             if stamp:
-                records[str(item.id)] = (stamp, values)
+                records[str(item["id"])] = (stamp, values)
     return OwnWrites(object_type, records), puller.calls
 
 
@@ -315,6 +315,11 @@ class _Puller:
         self.calls += 1
         return self.connection.call(function, *args, search=search, **kwargs)
 
+    def read(self, function: Any, *args: Any, search: bool = False, **kwargs: Any) -> Any:
+        """`call` for the bulk reads: HubSpot's JSON answer (`HubSpotConnection.call_json`)."""
+        self.calls += 1
+        return self.connection.call_json(function, *args, search=search, **kwargs)
+
     def report(self, what: str, done: int, total: int | None) -> None:
         if self.progress:
             self.progress(what, done, total)
@@ -351,7 +356,7 @@ class _Puller:
         builder = FrameBuilder()
         after: str | None = None
         while True:
-            page = self.call(
+            page = self.read(
                 self.crm.objects.basic_api.get_page,
                 object_type,
                 limit=LIST_PAGE,
@@ -359,8 +364,8 @@ class _Puller:
                 archived=False,
                 **_after(after),
             )
-            for item in page.results or []:
-                builder.add(str(item.id), _properties(item.properties, properties))
+            for item in page.get("results") or []:
+                builder.add(str(item["id"]), _properties(item.get("properties"), properties))
             self.report(f"{object_type}", len(builder), None)
             after = _next_after(page)
             if after is None:
@@ -378,20 +383,21 @@ class _Puller:
             request = BatchInputPublicFetchAssociationsBatchRequest(
                 inputs=[PublicFetchAssociationsBatchRequest(id=i, after=a) for i, a in chunk]
             )
-            response = self.call(
+            response = self.read(
                 self.crm.associations.v4.batch_api.get_page,
                 from_type,
                 to_type,
                 batch_input_public_fetch_associations_batch_request=request,
             )
             labels = self.labels.setdefault(to_type, {})
-            for result in response.results or []:
-                source_id = str(result._from.id)
-                for target in result.to or []:
-                    linked.setdefault(str(target.to_object_id), []).append(source_id)
+            for result in response.get("results") or []:
+                source_id = str(result["from"]["id"])
+                for target in result.get("to") or []:
+                    target_id = str(target["toObjectId"])
+                    linked.setdefault(target_id, []).append(source_id)
                     named = _labels(target)
                     if named:
-                        labels.setdefault(str(target.to_object_id), {})[source_id] = named
+                        labels.setdefault(target_id, {})[source_id] = named
                 after = _next_after(result)
                 if after is not None:
                     pending.append((source_id, after))
@@ -409,16 +415,16 @@ class _Puller:
             request = BatchReadInputSimplePublicObjectId(
                 properties=properties, inputs=[SimplePublicObjectId(id=i) for i in chunk]
             )
-            response = self.call(
+            response = self.read(
                 self.crm.objects.batch_api.read,
                 object_type,
                 batch_read_input_simple_public_object_id=request,
             )
-            for item in response.results or []:
-                record_id = str(item.id)
+            for item in response.get("results") or []:
+                record_id = str(item["id"])
                 records.add(
                     record_id,
-                    _properties(item.properties, properties),
+                    _properties(item.get("properties"), properties),
                     {self.account_type: _pairs(links.get(record_id, []))},
                     self.labels_of(object_type, record_id),
                 )
@@ -571,7 +577,7 @@ class _Puller:
         merged: set[str] = set()
         after: str | None = None
         while True:
-            page = self.call(
+            page = self.read(
                 self.crm.objects.basic_api.get_page,
                 object_type,
                 limit=LIST_PAGE,
@@ -579,9 +585,9 @@ class _Puller:
                 archived=True,
                 **_after(after),
             )
-            for item in page.results or []:
-                archived.add(str(item.id))
-                merged.update(_merged_ids(item.properties))
+            for item in page.get("results") or []:
+                archived.add(str(item["id"]))
+                merged.update(_merged_ids(item.get("properties")))
             after = _next_after(page)
             if after is None:
                 return archived, merged
@@ -640,10 +646,10 @@ class _Puller:
             while True:
                 page = self.search_page(object_type, bounded, merges=merges, after=after)
                 merged |= self.page_records(object_type, page, records)
-                for item in page.results or []:
+                for item in page.get("results") or []:
                     read += 1
-                    last = epoch_millis((item.properties or {}).get(modified)) or last
-                self.report(f"changed {object_type}", len(records), page.total)
+                    last = epoch_millis((item.get("properties") or {}).get(modified)) or last
+                self.report(f"changed {object_type}", len(records), page.get("total"))
                 after = _next_after(page)
                 if after is None:
                     return records.frame().last_per_id(), merged
@@ -677,7 +683,7 @@ class _Puller:
             limit=SEARCH_PAGE,
             after=after,
         )
-        return self.call(
+        return self.read(
             self.crm.objects.search_api.do_search,
             object_type,
             public_object_search_request=request,
@@ -689,9 +695,9 @@ class _Puller:
         the ids merged into them."""
         properties = self.needs[object_type]
         merged: set[str] = set()
-        for item in page.results or []:
-            records.add(str(item.id), _properties(item.properties, properties))
-            merged |= _merged_ids(item.properties)
+        for item in page.get("results") or []:
+            records.add(str(item["id"]), _properties(item.get("properties"), properties))
+            merged |= _merged_ids(item.get("properties"))
         return merged
 
     def window_changed(self, own: OwnWrites, accounted: set[str]) -> tuple[ObjectFrame, set[str]]:
@@ -721,7 +727,7 @@ class _Puller:
             low, high = pending.pop()
             ours = bisect.bisect_right(dates, high) - bisect.bisect_left(dates, low)
             page = self.search_page(self.account_type, [(low, high)], merges=True)
-            if page.total == ours:
+            if page.get("total") == ours:
                 continue
             if _next_after(page) is None:  # the whole range is on this page
                 merged |= self.page_records(self.account_type, page, records)
@@ -741,9 +747,9 @@ def _pairs(account_ids: Iterable[str]) -> list[str]:
     return sorted(association_ids(account_ids), key=_numeric_first)
 
 
-def _labels(target: Any) -> list[str]:
+def _labels(target: Mapping[str, Any]) -> list[str]:
     """The labels of one v4 association entry (`associationTypes[].label`, set ones)."""
-    labels = [t.label for t in target.association_types or [] if t.label]
+    labels = [t["label"] for t in target.get("associationTypes") or [] if t.get("label")]
     return list(dict.fromkeys(str(label) for label in labels))
 
 
@@ -758,6 +764,10 @@ def _after(after: str | None) -> dict[str, Any]:
 
 
 def _next_after(page: Any) -> str | None:
+    """The `paging.next.after` cursor of a page (a client model or HubSpot's JSON), if any."""
+    if isinstance(page, Mapping):
+        after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        return str(after) if after else None
     paging = getattr(page, "paging", None)
     following = getattr(paging, "next", None) if paging is not None else None
     after = getattr(following, "after", None) if following is not None else None

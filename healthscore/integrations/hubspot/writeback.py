@@ -29,7 +29,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
@@ -438,7 +437,7 @@ def _send_batch(
             ]
         )
         try:
-            response = connection.call(
+            response = connection.call_json(
                 api.update, batch_input_simple_public_object_batch_input=body
             )
         except Exception as exc:
@@ -473,17 +472,25 @@ def epoch_millis(value: object) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-def _remember(result: WritebackResult, batch: list[RecordUpdate], response: Any) -> None:
-    """Note each answered record's new modification date and the values it was sent."""
+def _remember(
+    result: WritebackResult, batch: list[RecordUpdate], response: Mapping[str, Any]
+) -> None:
+    """Note each answered record's new modification date and the values it was sent.
+
+    `response`: the batch update's JSON (`BatchResponseSimplePublicObject`), whose
+    records carry `updatedAt` and, when HubSpot returns it, `hs_lastmodifieddate`.
+    """
     if result.written is None:
         return
     sent = {u.id: u.properties for u in batch}
-    for item in getattr(response, "results", None) or []:
-        record_id = str(item.id)
-        properties = getattr(item, "properties", None) or {}
-        modified = properties.get("hs_lastmodifieddate") or properties.get("lastmodifieddate")
-        if not modified and getattr(item, "updated_at", None) is not None:
-            modified = item.updated_at.astimezone(UTC).isoformat(timespec="milliseconds")
+    for item in response.get("results") or []:
+        record_id = str(item["id"])
+        properties = item.get("properties") or {}
+        modified = (
+            properties.get("hs_lastmodifieddate")
+            or properties.get("lastmodifieddate")
+            or item.get("updatedAt")
+        )
         if modified and record_id in sent:
             result.written.records[record_id] = (str(modified), dict(sent[record_id]))
 
@@ -674,11 +681,11 @@ def _batch_api(connection: HubSpotConnection, object_type: str) -> tuple[Any, An
     return api, models
 
 
-def _failed_ids(response: Any) -> set[str]:
+def _failed_ids(response: Mapping[str, Any]) -> set[str]:
     """Ids of a multi-status (207) answer's errors, e.g. records deleted since the pull."""
     failed: set[str] = set()
-    for error in getattr(response, "errors", None) or []:
-        context = getattr(error, "context", None) or {}
+    for error in response.get("errors") or []:
+        context = error.get("context") or {}
         for key in ("ids", "id"):
             failed.update(str(i) for i in context.get(key, []) or [])
     return failed
