@@ -21,7 +21,8 @@ Printed side by side for both runs:
   changes, which bump no modification date, require, and one page for our last
   write-back's window). Action calls (HubSpot lists) count in both calls and minima.
 - Wall time of the flow run against the rate-limit floor (HubSpot calls / 19 per s).
-- Seconds per task (Prefect's task runs), the process's peak RSS, the database size.
+- Seconds per task (Prefect's task runs), the process's peak RSS and the largest RSS
+  sampled (every 50 ms) during each task, the database size.
 Asserts nothing about time.
 """
 
@@ -37,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -62,19 +64,37 @@ def _hubspot_calls(base: str) -> dict[str, int]:
     return {k: n for k, n in calls.items() if "/crm" in k or "/owners" in k}
 
 
+def _rss_sampler(samples: list[tuple[float, int]], stop: threading.Event) -> None:
+    """Resident set size (bytes) of this process every 50 ms, with the wall time."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        while not stop.is_set():
+            statm.seek(0)
+            samples.append((time.time(), int(statm.read().split()[1]) * page))
+            stop.wait(0.05)
+
+
 def child(db_url: str) -> None:
-    """One flow run in this process; prints its summary, task seconds and peak RSS (JSON)."""
+    """One flow run in this process; prints its summary, task seconds, task peak RSS and
+    the process's peak RSS (JSON)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from flows.score_accounts import score_accounts
 
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=_rss_sampler, args=(samples, stop), daemon=True)
+    sampler.start()
     started = time.perf_counter()
     state = score_accounts(str(PLAYBOOK), source="sandbox", db_url=db_url, return_state=True)
     wall = time.perf_counter() - started
+    stop.set()
+    sampler.join()
     summary = state.result()
     flow_run_id = state.state_details.flow_run_id
     tasks: dict[str, float] = {}
+    task_rss: dict[str, int] = {}
     with get_client(sync_client=True) as client:
         for _ in range(60):  # task runs reach the server as events, a moment later
             runs = client.read_task_runs(
@@ -86,13 +106,24 @@ def child(db_url: str) -> None:
     for run in runs:
         name = run.name.rsplit("-", 1)[0]
         tasks[name] = tasks.get(name, 0.0) + run.total_run_time.total_seconds()
+        if run.start_time is not None and run.end_time is not None:
+            began, ended = run.start_time.timestamp(), run.end_time.timestamp()
+            during = [rss for moment, rss in samples if began <= moment <= ended]
+            task_rss[name] = max([task_rss.get(name, 0), *during])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"wall": wall, "summary": summary, "tasks": tasks, "rss": peak}))
+    print(
+        json.dumps(
+            {"wall": wall, "summary": summary, "tasks": tasks, "task_rss": task_rss, "rss": peak}
+        )
+    )
 
 
-def _run(env: dict[str, str], db_url: str) -> dict[str, Any]:
+def _run(env: dict[str, str], db_url: str, profile: Path | None = None) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", db_url]
+    if profile is not None:  # cProfile of the flow run's process, for `python -m pstats`
+        command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     out = subprocess.run(
-        [sys.executable, __file__, "--child", db_url],
+        command,
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -150,12 +181,12 @@ def _db_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
 
-def bench(companies: int, changed: float, keep: Path | None) -> None:
+def bench(companies: int, changed: float, keep: Path | None, profile: bool = False) -> None:
     from healthscore.demo.sample import generate_snapshot
 
     if keep is None:
         with tempfile.TemporaryDirectory(prefix="bench-flow-") as folder:
-            return bench(companies, changed, Path(folder))
+            return bench(companies, changed, Path(folder), profile)
     work = keep
     work.mkdir(parents=True, exist_ok=True)
     seed = generate_snapshot(companies, seed=7)
@@ -203,7 +234,7 @@ def bench(companies: int, changed: float, keep: Path | None) -> None:
                 ids = [r["id"] for r in seed["companies"]][:: round(1 / changed)]
                 _change(base, ids)
             _get_post(f"{base}/_sandbox/clear-stats")
-            run = _run(env, db_url)
+            run = _run(env, db_url, work / f"run{number}.prof" if profile else None)
             run["calls"] = _hubspot_calls(base)
             run["calls_total"] = sum(run["calls"].values())
             run["db"] = _db_size(db)
@@ -270,6 +301,11 @@ def _print(
     for task in sorted({t for r in runs for t in r["tasks"]}):
         add(f"  task {task}", *(f"{r['tasks'].get(task, 0.0):.1f} s" for r in runs))
     add("peak RSS", *(f"{r['rss'] / 2**20:,.0f} MiB" for r in runs))
+    for task in sorted({t for r in runs for t in r["task_rss"]}):
+        add(
+            f"  during {task}",
+            *(f"{r['task_rss'].get(task, 0) / 2**20:,.0f} MiB" for r in runs),
+        )
     add("database size", *(f"{r['db'] / 2**20:,.1f} MiB" for r in runs))
     width = max(len(r[0]) for r in rows)
     print(f"\n{companies:,} companies; run 2 after {changed:.0%} changed through the API")
@@ -287,13 +323,19 @@ def main() -> None:
     parser.add_argument("--companies", type=int, nargs="+", default=[10_000])
     parser.add_argument("--changed", type=float, default=0.01, help="share changed before run 2")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile each run into run1.prof / run2.prof"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
     for companies in args.companies:
-        bench(companies, args.changed, args.keep / str(companies) if args.keep else None)
+        keep = args.keep / str(companies) if args.keep else None
+        if args.profile and keep is None:
+            parser.error("--profile needs --keep (the profiles are written there)")
+        bench(companies, args.changed, keep, args.profile)
 
 
 if __name__ == "__main__":

@@ -81,18 +81,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hubspot.crm.associations.v4.models import (
-    BatchInputPublicFetchAssociationsBatchRequest,
-    PublicFetchAssociationsBatchRequest,
-)
-from hubspot.crm.objects.models import (
-    BatchReadInputSimplePublicObjectId,
-    Filter,
-    FilterGroup,
-    PublicObjectSearchRequest,
-    SimplePublicObjectId,
-)
-
 from healthscore.core.crm import CrmList, CrmSnapshot, Owner, association_ids, is_custom_object
 from healthscore.core.frame import CrmFrame, FrameBuilder, ObjectFrame
 from healthscore.core.playbook import Playbook
@@ -247,10 +235,7 @@ def read_back(
     records: dict[str, tuple[str, dict[str, str | None]]] = {}
     ids = sorted(written.records, key=_numeric_first)
     for start in range(0, len(ids), BATCH_READ):
-        request = BatchReadInputSimplePublicObjectId(
-            properties=properties,
-            inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + BATCH_READ]],
-        )
+        request = _batch_read_body(properties, ids[start : start + BATCH_READ])
         response = puller.read(
             puller.crm.objects.batch_api.read,
             object_type,
@@ -380,9 +365,7 @@ class _Puller:
         done = 0
         while pending:
             chunk, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
-            request = BatchInputPublicFetchAssociationsBatchRequest(
-                inputs=[PublicFetchAssociationsBatchRequest(id=i, after=a) for i, a in chunk]
-            )
+            request = {"inputs": [{"id": i, **_after(a)} for i, a in chunk]}
             response = self.read(
                 self.crm.associations.v4.batch_api.get_page,
                 from_type,
@@ -412,9 +395,7 @@ class _Puller:
         records = FrameBuilder()
         for start in range(0, len(ids), BATCH_READ):
             chunk = ids[start : start + BATCH_READ]
-            request = BatchReadInputSimplePublicObjectId(
-                properties=properties, inputs=[SimplePublicObjectId(id=i) for i in chunk]
-            )
+            request = _batch_read_body(properties, chunk)
             response = self.read(
                 self.crm.objects.batch_api.read,
                 object_type,
@@ -672,17 +653,17 @@ class _Puller:
         modified = modified_property(object_type)
         groups = []
         for start, end in ranges:
-            bounds = [Filter(property_name=modified, operator="GTE", value=str(start))]
+            bounds = [{"propertyName": modified, "operator": "GTE", "value": str(start)}]
             if end is not None:
-                bounds.append(Filter(property_name=modified, operator="LTE", value=str(end)))
-            groups.append(FilterGroup(filters=bounds))
-        request = PublicObjectSearchRequest(
-            filter_groups=groups,
-            sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
-            properties=[*properties, MERGED_IDS] if merges else properties,
-            limit=SEARCH_PAGE,
-            after=after,
-        )
+                bounds.append({"propertyName": modified, "operator": "LTE", "value": str(end)})
+            groups.append({"filters": bounds})
+        request = {  # PublicObjectSearchRequest
+            "filterGroups": groups,
+            "sorts": [{"propertyName": modified, "direction": "ASCENDING"}],
+            "properties": [*properties, MERGED_IDS] if merges else properties,
+            "limit": SEARCH_PAGE,
+            **_after(after),
+        }
         return self.read(
             self.crm.objects.search_api.do_search,
             object_type,
@@ -751,6 +732,16 @@ def _labels(target: Mapping[str, Any]) -> list[str]:
     """The labels of one v4 association entry (`associationTypes[].label`, set ones)."""
     labels = [t["label"] for t in target.get("associationTypes") or [] if t.get("label")]
     return list(dict.fromkeys(str(label) for label in labels))
+
+
+def _batch_read_body(properties: Sequence[str], ids: Iterable[str]) -> dict[str, Any]:
+    """A batch read's body (`BatchReadInputSimplePublicObjectId`) as the JSON it is sent as.
+
+    Request bodies are plain dicts, which the client sends as they are: each of the
+    client's model objects copies the client configuration when built, which resets
+    logger levels and costs ~0.4 ms, 40 ms a batch of 100 ids.
+    """
+    return {"properties": list(properties), "inputs": [{"id": i} for i in ids]}
 
 
 def _merged_ids(values: Mapping[str, Any] | None) -> set[str]:
