@@ -33,7 +33,7 @@ from healthscore.cli import app
 from healthscore.core.crm import CrmSnapshot
 from healthscore.core.scoring import Scorer
 from healthscore.demo.sample import DEFAULT_AS_OF, generate_snapshot
-from healthscore.integrations.hubspot.client import HubSpotConnection, RateLimiter
+from healthscore.integrations.hubspot.client import HubSpotConnection, RateLimiter, connect
 from healthscore.integrations.hubspot.pull import PullResult, pull
 from healthscore.sandbox import running_sandbox
 from tests.conftest import PLAYBOOKS
@@ -285,3 +285,17 @@ def test_hubspot_source_without_token_explains_what_to_do(monkeypatch: pytest.Mo
     )
     assert result.exit_code == 2
     assert "HUBSPOT_ACCESS_TOKEN" in result.stderr
+
+
+@pytest.mark.parametrize(("announced", "kept"), [(190, 186), (100, 98), (10, 9)])
+def test_the_burst_limiter_fits_the_limit_hubspot_announces(announced: int, kept: int) -> None:
+    """`connect()` sizes its limiter to `X-HubSpot-RateLimit-Max` (98 %, at least one under):
+    a Professional portal's 190 a window is used, a Starter portal's 100 is not exceeded."""
+    small = generate_snapshot(30, seed=9)
+    with running_sandbox(small, rate_limit=announced, search_rate_per_second=1_000) as urls:
+        connection = connect(base_url=urls.hubspot_url, token=f"fit-{announced}")
+        assert (connection.burst.calls, connection.burst.seconds) == (150, 10.0)
+        result = pull(PLAYBOOK, connection)
+        assert (connection.burst.calls, connection.burst.seconds) == (kept, 10.0)
+        assert stats(urls.base_url)["rate_limited"] == 0
+    assert scores(result.snapshot) == scores(CrmSnapshot.from_json(small))

@@ -23,6 +23,11 @@ class RateLimiter:
         self._resume_at = 0.0
         self._lock = threading.Lock()
 
+    def resize(self, calls: int, seconds: float) -> None:
+        """Allow `calls` per `seconds` from now on (a vendor announced its limit)."""
+        with self._lock:
+            self.calls, self.seconds = max(1, calls), max(seconds, 0.001)
+
     def hold_off(self, seconds: float) -> None:
         """No call through this limiter for `seconds` (a vendor's `Retry-After`, in seconds)."""
         with self._lock:

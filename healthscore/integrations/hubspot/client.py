@@ -17,7 +17,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
 BASE_URL_ENV = "HUBSPOT_BASE_URL"
 SANDBOX_URL_ENV = "HEALTHSCORE_SANDBOX_URL"
 
+ANNOUNCED_SHARE = 0.98  # `fit_limits`: the share of HubSpot's announced burst limit we use
 CUT_BODY_ATTEMPTS = 3  # `call_json`: an answer cut off mid-body is asked for again
 
 T = TypeVar("T")
@@ -133,6 +134,9 @@ class HubSpotConnection:
     # Results one CRM search query pages through: HubSpot's documented 10,000 ("Search the
     # CRM", Limitations); a smaller one only to match a sandbox started with a smaller cap.
     search_cap: int = 10_000
+    # Size the burst limiter to the limit HubSpot announces with each answer (`fit_limits`);
+    # `connect()` turns it on, a connection built with its own limiters keeps them.
+    fit_to_announced: bool = False
     client: HubSpot = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,8 +179,32 @@ class HubSpotConnection:
                 continue
             finally:
                 response.release_conn()
+            if self.fit_to_announced:
+                self.fit_limits(response.headers)
             return json.loads(body)
         raise AssertionError("unreachable")
+
+    def fit_limits(self, headers: Mapping[str, str]) -> None:
+        """Size the burst limiter to the app's limit as HubSpot announces it.
+
+        Every answer carries `X-HubSpot-RateLimit-Max` and `-Interval-Milliseconds`
+        (HubSpot's "API usage guidelines and limits": 100 / 10 s on Free and Starter,
+        190 on Professional and Enterprise, more with the API limit increase). The
+        limiter keeps `ANNOUNCED_SHARE` of it, at least one call under it, so the
+        requests' arrival jitter never makes a 429 (which HubSpot holds against the
+        app): a Starter portal is not sent 150 a window, a Professional one is not
+        held to 150 when it allows 190.
+        """
+        try:
+            announced = int(headers["X-HubSpot-RateLimit-Max"])
+            interval = int(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
+        except (KeyError, TypeError, ValueError):
+            return
+        if announced <= 1 or interval <= 0:
+            return
+        calls = min(announced - 1, int(announced * ANNOUNCED_SHARE))
+        if (calls, interval) != (self.burst.calls, self.burst.seconds):
+            self.burst.resize(calls, interval)
 
 
 def api_url(sandbox: bool) -> str:
@@ -209,7 +237,14 @@ def connect(
     if sandbox:
         token = token or "sandbox-token"
         burst, search = shared_limiters(url, token, 180)
-        return HubSpotConnection(url, token, burst=burst, search=search, clock_margin=timedelta(0))
+        return HubSpotConnection(
+            url,
+            token,
+            burst=burst,
+            search=search,
+            clock_margin=timedelta(0),
+            fit_to_announced=True,
+        )
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise HubSpotConfigError(
@@ -222,4 +257,4 @@ def connect(
     if not url.startswith(("http://", "https://")):
         raise HubSpotConfigError(f"{BASE_URL_ENV}={url!r} is not an http(s) URL")
     burst, search = shared_limiters(url, token)
-    return HubSpotConnection(url, token, burst=burst, search=search)
+    return HubSpotConnection(url, token, burst=burst, search=search, fit_to_announced=True)
