@@ -26,8 +26,11 @@ def publish_report(
     create_markdown_artifact(
         markdown, key=f"{key}-summary", description=f"{playbook.name}: run summary"
     )
+    rows = table_rows(comparisons)
     create_table_artifact(
-        table_rows(comparisons), key=f"{key}-scores", description=f"{playbook.name}: scores"
+        rows,
+        key=f"{key}-scores",
+        description=f"{playbook.name}: scores{_lowest(len(rows), len(comparisons))}",
     )
     counts = ", ".join(f"{label}: {n}" for label, n in summary.counts.items())
     get_run_logger().info(
@@ -68,8 +71,11 @@ def publish_dashboard(
         key=f"{key}-dashboard",
         description=f"{playbook.name}: portfolio health",
     )
+    rows = portfolio_table(portfolio)
     create_table_artifact(
-        portfolio_table(portfolio), key=f"{key}-accounts", description=f"{playbook.name}: accounts"
+        rows,
+        key=f"{key}-accounts",
+        description=f"{playbook.name}: accounts{_lowest(len(rows), len(portfolio.accounts))}",
     )
     if uri is not None:
         create_link_artifact(
@@ -80,3 +86,8 @@ def publish_dashboard(
         )
         logger.info("dashboard: %s", path)
     return uri
+
+
+def _lowest(shown: int, total: int) -> str:
+    """What a capped table artifact holds (`TABLE_ARTIFACT_ROWS`), for its description."""
+    return f" (the {shown:,} lowest of {total:,}; all in the dashboard)" if shown < total else ""

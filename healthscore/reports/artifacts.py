@@ -8,12 +8,14 @@ CRM text is escaped for markdown: a company called `*<b>|Acme_` stays that strin
 
 from __future__ import annotations
 
+import heapq
 import html
 import re
 from typing import Any
 
 from healthscore.core.symbols import arrow, chip
 from healthscore.reports.portfolio import AccountView, Portfolio
+from healthscore.reports.run_summary import TABLE_ARTIFACT_ROWS
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~>])")
 
@@ -61,8 +63,9 @@ def portfolio_markdown(p: Portfolio, dashboard_uri: str | None = None, movers: i
     return "\n".join(lines) + "\n"
 
 
-def portfolio_table(p: Portfolio) -> list[dict[str, Any]]:
-    """One row per account, lowest score first: the Prefect UI's table artifact."""
+def portfolio_table(p: Portfolio, limit: int = TABLE_ARTIFACT_ROWS) -> list[dict[str, Any]]:
+    """One row per account, lowest score first, at most `limit` (`TABLE_ARTIFACT_ROWS`):
+    the Prefect UI's table artifact."""
     return [
         {
             "account": a.name,
@@ -74,7 +77,7 @@ def portfolio_table(p: Portfolio) -> list[dict[str, Any]]:
             "change": a.delta,
             "since_previous_run": a.since_last_run,
         }
-        for a in sorted(p.accounts, key=lambda a: (a.score, a.id))
+        for a in heapq.nsmallest(limit, p.accounts, key=lambda a: (a.score, a.id))
     ]
 
 

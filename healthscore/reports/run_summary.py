@@ -6,6 +6,7 @@ RevOps read it in the Prefect UI (as artifacts) and in the terminal after
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -223,8 +224,17 @@ def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table_rows(comparisons: Sequence[Comparison]) -> list[dict[str, Any]]:
-    """One row per account, lowest score first: for the Prefect UI's table artifact."""
+TABLE_ARTIFACT_ROWS = 1_000
+"""Rows of a Prefect table artifact: the lowest scores. The whole portfolio (100k accounts
+would be a 20 MB artifact posted to the Prefect API each run) is in the dashboard."""
+
+
+def table_rows(
+    comparisons: Sequence[Comparison], limit: int = TABLE_ARTIFACT_ROWS
+) -> list[dict[str, Any]]:
+    """One row per account, lowest score first, at most `limit`: for the Prefect UI's
+    table artifact."""
+    lowest = heapq.nsmallest(limit, comparisons, key=lambda c: (c.rounded, c.id))
     return [
         {
             "id": c.id,
@@ -236,7 +246,7 @@ def table_rows(comparisons: Sequence[Comparison]) -> list[dict[str, Any]]:
             "trend": f"{c.arrow} {c.trend}",
             "previous_status": c.previous_status or "",
         }
-        for c in sorted(comparisons, key=lambda c: (c.rounded, c.id))
+        for c in lowest
     ]
 
 
