@@ -323,9 +323,15 @@ def format_number(value: float) -> str:
     return str(int(rounded)) if rounded.is_integer() else repr(rounded)
 
 
-def desired_values(playbook: Playbook, comparison: Comparison) -> dict[str, str]:
-    """The property values one account should hold after this run."""
-    specs = property_specs(playbook)
+def desired_values(
+    playbook: Playbook, comparison: Comparison, specs: Sequence[PropertySpec] | None = None
+) -> dict[str, str]:
+    """The property values one account should hold after this run.
+
+    `specs`: `property_specs(playbook)`, computed once by a caller doing many accounts
+    (each computation slugs every name: ~0.4 ms, 40 s for 100k accounts).
+    """
+    specs = property_specs(playbook) if specs is None else specs
     values = {
         specs[0].name: format_number(comparison.rounded),
         specs[1].name: comparison.status,
@@ -348,13 +354,14 @@ def plan_updates(
     """Per record, only the properties whose value differs from what the CRM holds."""
     if not playbook.writeback:
         return []
-    numeric = {spec.name for spec in property_specs(playbook) if spec.numeric}
+    specs = property_specs(playbook)
+    numeric = {spec.name for spec in specs if spec.numeric}
     updates: list[RecordUpdate] = []
     for comparison in comparisons:
         held = current.get(comparison.id, {})
         changed = {
             name: value
-            for name, value in desired_values(playbook, comparison).items()
+            for name, value in desired_values(playbook, comparison, specs).items()
             if not _same(held.get(name), value, name in numeric)
         }
         if changed:
