@@ -96,18 +96,18 @@ class Column:
         return self.per_value(predicate, pl.Boolean).to_numpy().astype(bool)
 
     def _parse_times(self) -> FloatArray:
+        """Epoch seconds of every value: each of HubSpot's shapes (`_TIME_SHAPES`, the
+        first that matches) parsed in bulk on the values of that shape only, the rest
+        by `as_timestamp` once per distinct value."""
         text = self.values
-        shapes = [text.str.contains(shape).fill_null(False).to_numpy() for shape in _TIME_SHAPES]
-        # Divisions in numpy: polars divides by a constant as a multiplication by its
-        # reciprocal, which is not correctly rounded (1000007 / 1000).
-        parsed = [
-            _numbers(text.cast(pl.Int64, strict=False)) / 1000.0,
-            _numbers(text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Int64)) * DAY_SECONDS,
-            _micros(text.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="us", strict=False)),
-            _micros(text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="us", strict=False)),
-        ]
-        bulk = np.select(shapes, parsed, np.nan)
-        return self._fill(np.logical_or.reduce(shapes), bulk, as_timestamp)
+        out = np.full(len(text), np.nan)
+        covered = np.zeros(len(text), dtype=bool)
+        for shape, parse in zip(_TIME_SHAPES, _TIME_PARSERS, strict=True):
+            rows = text.str.contains(shape).fill_null(False).to_numpy() & ~covered
+            if rows.any():
+                out[rows] = parse(text.filter(pl.Series(rows)))
+                covered |= rows
+        return self._fill(covered, out, as_timestamp)
 
     def _fill(
         self, fast: BoolArray, bulk: FloatArray, parse: Callable[[Any], float | None]
@@ -129,6 +129,19 @@ def _micros(moments: pl.Series) -> FloatArray:
     # Microseconds below 2**53 (years 1700-2199) are exact as floats; one correctly
     # rounded division then equals Python's `timedelta.total_seconds()`.
     return _numbers(moments.dt.epoch("us")) / 1e6
+
+
+# One bulk parser per `_TIME_SHAPES` entry, in its order. Divisions in numpy: polars
+# divides by a constant as a multiplication by its reciprocal, which is not correctly
+# rounded (1000007 / 1000).
+_TIME_PARSERS: tuple[Callable[[pl.Series], FloatArray], ...] = (
+    lambda text: _numbers(text.cast(pl.Int64, strict=False)) / 1000.0,
+    lambda text: _numbers(text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Int64)) * DAY_SECONDS,
+    lambda text: _micros(text.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="us", strict=False)),
+    lambda text: _micros(
+        text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="us", strict=False)
+    ),
+)
 
 
 class ObjectFrame:
