@@ -189,7 +189,7 @@ def score_playbook(
         else:
             try:
                 written = write_back_scores(
-                    playbook, source, big(comparisons), big(snapshot), db_url, run_id
+                    playbook, source, big(comparisons), big(snapshot), db_url, run_id, big(pulled)
                 )
             except WritebackError as exc:  # e.g. a missing scope: the actions still run
                 written = WritebackResult(problems=[str(exc)])

@@ -13,13 +13,17 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from healthscore.cli import app
 from healthscore.history import open_store
+from healthscore.history.store import CACHE
+from healthscore.integrations.hubspot.writeback import OwnWrites
 from healthscore.sandbox import running_sandbox
 
 AS_OF = "2026-03-01T09:00:00Z"
+LATER = "2026-03-02T09:00:00Z"  # the next day's run: the same scores (no window moves past one)
 ENGAGEMENT = """
 name: Engagement
 writeback: false
@@ -252,3 +256,34 @@ def test_cli_run_with_two_playbooks_prints_both_and_exits_1_when_one_failed(
     summaries = json.loads(bad.stdout[bad.stdout.index("[") :])
     assert [s.get("error", "ok")[:11] for s in summaries] == ["SourceError", "ok"]
     assert summaries[1]["counts"] == {"Healthy": 0, "Neutral": 0, "At-risk": 3}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_two_playbooks_writing_back_are_remembered_under_their_shared_pull(
+    books: dict[str, str], sandbox: Any, db_url: str, tmp_path: Path
+) -> None:
+    """Both write-backs of a shared pull are kept with that pull's cache, each record read
+    back with every property the pull reads: the next incremental pull leaves all of
+    them out of its change search and still scores exactly."""
+    paths = []
+    for key in ("engagement", "support"):
+        path = tmp_path / f"{key}-writing.yaml"
+        path.write_text(Path(books[key]).read_text().replace("writeback: false\n", ""))
+        paths.append(str(path))
+    first = run_flow(paths, db_url)
+    assert [s["written_records"] for s in first] == [3, 3]
+    with open_store(db_url) as store, store.engine.connect() as connection:
+        rows = connection.execute(sa.select(CACHE.c.source_key, CACHE.c.writes)).all()
+    assert len(rows) == 1  # one shared pull, one cache row
+    remembered = OwnWrites.from_json(rows[0].writes)
+    assert sorted(remembered.records) == ["101", "102", "103"]
+    for _, values in remembered.records.values():  # both playbooks' properties, and usage
+        assert {"engagement_score", "support_score", "usage"} <= set(values)
+    clear(sandbox)
+    from flows.score_accounts import score_accounts
+
+    second = score_accounts(paths, source="sandbox", as_of=LATER, db_url=db_url)
+    assert [s["pull_incremental"] for s in second] == [True, True]
+    assert [s["written_records"] for s in second] == [0, 0]  # nothing changed since
+    for name, expected in EXPECTED.items():
+        assert stored_scores(db_url, name) == expected

@@ -418,18 +418,28 @@ class HistoryStore:
             row.source_key, _aware(row.pulled_at), bytes(row.snapshot), row.signature, row.writes
         )
 
-    def remember_writes(self, source_key: str, run_id: int, writes_json: str) -> bool:
+    def remember_writes(
+        self,
+        source_key: str,
+        run_id: int,
+        writes_json: str,
+        merge: Callable[[str, str], str] | None = None,
+    ) -> bool:
         """Keep what run `run_id`'s write-back wrote with the cache that run stored.
 
         Only on that run's own cache row: when a later run has stored its cache
-        since, its pull already saw these writes. Returns whether a row was updated.
+        since, its pull already saw these writes. `merge(held, new)`: how to join
+        writes already kept for the same pull (another playbook of a shared pull
+        wrote too; `_upsert_cache` keeps them when the same pull is stored again);
+        without it they are replaced. Returns whether a row was updated.
         """
+        where = (CACHE.c.source_key == source_key, CACHE.c.run_id == run_id)
         with self.engine.begin() as connection:
-            updated = connection.execute(
-                sa.update(CACHE)
-                .where(CACHE.c.source_key == source_key, CACHE.c.run_id == run_id)
-                .values(writes=writes_json)
-            )
+            if merge is not None:
+                held = connection.execute(sa.select(CACHE.c.writes).where(*where)).scalar()
+                if held:
+                    writes_json = merge(held, writes_json)
+            updated = connection.execute(sa.update(CACHE).where(*where).values(writes=writes_json))
         return bool(updated.rowcount)
 
     # -- writing
@@ -583,10 +593,15 @@ def _upsert_cache(connection: Connection, cache: CacheEntry, run_id: int) -> Non
         "writes": None,  # this pull saw every earlier write; the run's own come later
     }
     insert: Any = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(CACHE)
+    update = {k: v for k, v in values.items() if k not in ("source_key", "writes")}
+    # The same pull stored again (the next playbook of a shared pull): the writes made
+    # since it by the playbooks before stay; any other pull saw them, so they go.
+    update["writes"] = sa.case(
+        (CACHE.c.pulled_at == insert.excluded.pulled_at, CACHE.c.writes), else_=sa.null()
+    )
     connection.execute(
         insert.values(**values).on_conflict_do_update(
-            index_elements=[CACHE.c.source_key],
-            set_={k: v for k, v in values.items() if k != "source_key"},
+            index_elements=[CACHE.c.source_key], set_=update
         )
     )
 

@@ -49,6 +49,10 @@ class PulledCrm:
     cache: CacheEntry | None = None
     reason: str = ""  # why this kind of pull ran: "--full", "last full pull 7.0 days ago", ...
     shared_by: list[str] = field(default_factory=list)  # the playbooks this pull serves
+    # What `read_back_writes` reads to match this pull: the playbook it was made for and
+    # the properties it read beyond that playbook's (`_extra`: the others', write-backs)
+    lead: Playbook | None = None
+    extra_properties: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -152,15 +156,26 @@ def pull(
         entry,
         reason or result.reason,
         [p.name for p in (playbook, *also)],
+        lead=playbook,
+        extra_properties=_extra([playbook, *also]),
     )
 
 
 def read_back_writes(
-    playbook: Playbook, connection: HubSpotConnection, written: OwnWrites
+    playbook: Playbook,
+    connection: HubSpotConnection,
+    written: OwnWrites,
+    pulled: PulledCrm | None = None,
 ) -> tuple[OwnWrites, int]:
-    """The written records as the next pull needs them (`hubspot.pull.read_back`); calls."""
+    """The written records as the next pull needs them (`hubspot.pull.read_back`); calls.
+
+    `pulled`: the pull the run scored, when it served several playbooks: its records
+    are read back with every property that shared pull reads, not only `playbook`'s.
+    """
     from healthscore.integrations.hubspot import pull as hubspot
 
+    if pulled is not None and pulled.lead is not None:
+        return hubspot.read_back(pulled.lead, connection, written, pulled.extra_properties)
     return hubspot.read_back(playbook, connection, written, _extra([playbook]))
 
 

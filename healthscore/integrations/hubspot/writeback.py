@@ -111,6 +111,21 @@ class OwnWrites:
         known = [m for m in moments if m is not None]
         return (min(known), max(known)) if known else None
 
+    def merged(self, later: OwnWrites) -> OwnWrites:
+        """Both write-backs' records (two playbooks of one run writing the same object),
+        each record as its latest modification date left it."""
+        records = dict(self.records)
+        for record_id, (modified, values) in later.records.items():
+            held = records.get(record_id)
+            if held is None or (epoch_millis(modified) or 0) >= (epoch_millis(held[0]) or 0):
+                records[record_id] = (modified, values)
+        return OwnWrites(self.object_type, records)
+
+    @staticmethod
+    def merge_json(earlier: str, later: str) -> str:
+        """`merged` of two `to_json` texts (`HistoryStore.remember_writes`' `merge`)."""
+        return OwnWrites.from_json(earlier).merged(OwnWrites.from_json(later)).to_json()
+
     def to_json(self) -> str:
         body = {"object": self.object_type, "records": self.records}
         return json.dumps(body, separators=(",", ":"), sort_keys=True)
