@@ -264,7 +264,8 @@ def test_a_foreign_edit_among_many_of_our_writes_is_found_by_halving_the_window(
 
 
 def test_remembered_writes_belong_to_the_run_that_stored_the_cache(db_url: str) -> None:
-    """Kept with that run's cache; the next run's cache (its pull saw them) clears them."""
+    """Kept with that run's cache, and when the same pull is stored again by another
+    playbook; the next run's cache (its pull saw them) clears them."""
     key, moment = "sandbox:k", datetime(2026, 11, 2, 9, tzinfo=UTC)
     run = RunInfo(STALE.name, STALE.content_hash, moment, "sandbox", moment)
     with open_store(db_url) as store:
@@ -272,8 +273,13 @@ def test_remembered_writes_belong_to_the_run_that_stored_the_cache(db_url: str) 
         assert store.remember_writes(key, first, '{"object":"companies","records":{}}')
         cache = store.load_cache(key)
         assert cache is not None and cache.writes_json == '{"object":"companies","records":{}}'
-        second = store.record_run(run, [], CacheEntry(key, moment, b"{}", "sig"))
+        # the same pull stored again (the next playbook of a shared pull): they stay
+        shared = store.record_run(run, [], CacheEntry(key, moment, b"{}", "sig"))
+        cache = store.load_cache(key)
+        assert cache is not None and cache.writes_json == '{"object":"companies","records":{}}'
+        later = CacheEntry(key, moment + timedelta(hours=1), b"{}", "sig")
+        second = store.record_run(run, [], later)
         cache = store.load_cache(key)
         assert cache is not None and cache.writes_json is None
-        assert not store.remember_writes(key, first, "{}")  # a run whose cache was replaced
+        assert not store.remember_writes(key, shared, "{}")  # a run whose cache was replaced
         assert store.remember_writes(key, second, "{}")
