@@ -283,3 +283,28 @@ def test_remembered_writes_belong_to_the_run_that_stored_the_cache(db_url: str) 
         assert cache is not None and cache.writes_json is None
         assert not store.remember_writes(key, shared, "{}")  # a run whose cache was replaced
         assert store.remember_writes(key, second, "{}")
+
+
+def test_two_write_backs_merge_each_record_as_its_latest_write_left_it() -> None:
+    first = OwnWrites(
+        "companies",
+        {
+            "1": ("2026-11-02T09:00:00.100Z", {"a_score": "10"}),
+            "2": ("2026-11-02T09:00:00.200Z", {"a_score": "20"}),
+        },
+    )
+    second = OwnWrites(
+        "companies",
+        {
+            "2": ("2026-11-02T09:00:05.000Z", {"a_score": "20", "b_score": "7"}),
+            "3": ("2026-11-02T09:00:05.001Z", {"b_score": "9"}),
+        },
+    )
+    merged = OwnWrites.from_json(OwnWrites.merge_json(first.to_json(), second.to_json()))
+    assert merged.records == {
+        "1": ("2026-11-02T09:00:00.100Z", {"a_score": "10"}),
+        "2": ("2026-11-02T09:00:05.000Z", {"a_score": "20", "b_score": "7"}),
+        "3": ("2026-11-02T09:00:05.001Z", {"b_score": "9"}),
+    }
+    assert second.merged(first).records["2"] == second.records["2"]  # the later one wins
+    assert merged.window() == (1793610000100, 1793610005001)
