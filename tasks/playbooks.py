@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -192,21 +192,11 @@ def finish_many(runs: PlaybookRuns) -> Any:
             message=f"{len(failed)} of {len(results)} playbooks failed: {lines}", data=data
         )
     if any(o.actions_failed for o in runs.outcomes):
-        problems = [
-            f"actions: {_counts(o.summary).describe()}"
-            if runs.one
-            else f"{o.summary['playbook']}: actions: {_counts(o.summary).describe()}"
-            for o in runs.outcomes
-            if o.actions_failed and o.summary
-        ]
+        problems = []
+        for o in runs.outcomes:
+            if o.actions_failed and o.summary:
+                counts = ActionCounts.from_json(o.summary.get("actions") or {}).describe()
+                where = "" if runs.one else f"{o.summary['playbook']}: "
+                problems.append(f"{where}actions: {counts}")
         return Completed(name=ACTIONS_FAILED_STATE, message="; ".join(problems), data=data)
     return data
-
-
-def _counts(summary: dict[str, Any]) -> ActionCounts:
-    """The run summary's `actions` object (JSON) as the counts it was made from."""
-    actions = dict(summary.get("actions") or {})
-    known = {f.name for f in fields(ActionCounts)} - {"extra"}
-    counts = {k: int(actions.pop(k)) for k in list(actions) if k in known}
-    extra = {k: int(v) for k, v in actions.items() if isinstance(v, int)}
-    return ActionCounts(**counts, extra=extra)

@@ -27,7 +27,7 @@ gone (a kill -9 in the middle of a send).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,6 +171,19 @@ class ActionCounts:
     @property
     def problems(self) -> bool:
         return self.failed > 0 or self.dead > 0
+
+    def to_json(self) -> dict[str, int]:
+        """The run summary's `actions` object: every count, `extra`'s flattened in."""
+        counts = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**counts, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ActionCounts:
+        """The counts a `to_json` object was made from (unknown integer keys: `extra`)."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        counts = {k: int(v) for k, v in data.items() if k in known}
+        extra = {k: int(v) for k, v in data.items() if k not in known and isinstance(v, int)}
+        return cls(**counts, extra=extra)
 
     def describe(self) -> str:
         """One line for the terminal and the markdown report, e.g. `3 sent, 1 failed, 2 dead`."""

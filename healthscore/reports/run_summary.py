@@ -122,8 +122,7 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        extra = data["actions"].pop("extra")
-        data["actions"].update(extra)
+        data["actions"] = self.actions.to_json()
         return data
 
 
