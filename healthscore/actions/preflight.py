@@ -179,14 +179,15 @@ class SetupCheck:
 
     def enriched(self, playbook: Playbook) -> tuple[set[str], list[str]]:
         """The columns the playbook's `enrich:` entries bring, and why an entry cannot be
-        read (each query run, each file read once): HubSpot need not have those columns,
-        and a warehouse that does not answer is a setup problem too."""
+        read (each query run once, its rows not fetched; each file's header read): HubSpot
+        need not have those columns, and a warehouse that does not answer is a setup
+        problem too. The enrich step fetches the rows."""
         if playbook.name not in self._enriched:
             columns: set[str] = set()
             problems: list[str] = []
             for entry in playbook.enrich:
                 try:
-                    table = fetch(entry, playbook, secret=self.database_url)
+                    table = fetch(entry, playbook, secret=self.database_url, columns_only=True)
                 except SourceError as exc:
                     problems.append(str(exc))
                     continue

@@ -44,13 +44,21 @@ def enrich(
 
 
 def fetch(
-    entry: Enrichment, playbook: Playbook, *, secret: SecretLookup = os.environ.get
+    entry: Enrichment,
+    playbook: Playbook,
+    *,
+    secret: SecretLookup = os.environ.get,
+    columns_only: bool = False,
 ) -> EnrichTable:
-    """One entry's rows: its query's result, or its file's rows."""
+    """One entry's rows: its query's result, or its file's rows.
+
+    `columns_only`: the columns and no rows (the setup check's question): the query
+    runs, but its rows are not fetched; a file's header (or Parquet schema) is read.
+    """
     where = f"{playbook.path or '<playbook>'}:{entry.line}"
     if entry.file is not None:
-        return _read_file(entry, _file_path(entry.file, playbook), where)
-    return _run_query(entry, _database_url(entry, where, secret), where)
+        return _read_file(entry, _file_path(entry.file, playbook), where, columns_only)
+    return _run_query(entry, _database_url(entry, where, secret), where, columns_only)
 
 
 def _database_url(entry: Enrichment, where: str, secret: SecretLookup) -> str:
@@ -67,7 +75,7 @@ def _database_url(entry: Enrichment, where: str, secret: SecretLookup) -> str:
     return url
 
 
-def _run_query(entry: Enrichment, url: str, where: str) -> EnrichTable:
+def _run_query(entry: Enrichment, url: str, where: str, columns_only: bool = False) -> EnrichTable:
     import sqlalchemy
     import sqlalchemy.exc
 
@@ -93,7 +101,7 @@ def _run_query(entry: Enrichment, url: str, where: str) -> EnrichTable:
             if not cursor.description:
                 raise SourceError(f"{where}: {origin}: the query returns no rows (a SELECT?)")
             columns = tuple(str(d[0]) for d in cursor.description)
-            rows = [tuple(row) for row in cursor.fetchall()]
+            rows = [] if columns_only else [tuple(row) for row in cursor.fetchall()]
         except driver_error as exc:
             raise SourceError(f"{where}: {origin}: the query failed: {_first_line(exc)}") from None
         finally:
@@ -116,17 +124,20 @@ def _file_path(file: str, playbook: Playbook) -> Path:
     return path
 
 
-def _read_file(entry: Enrichment, path: Path, where: str) -> EnrichTable:
+def _read_file(
+    entry: Enrichment, path: Path, where: str, columns_only: bool = False
+) -> EnrichTable:
     import polars as pl
 
     origin = f"{entry.label} ({path.name})"
     if not path.is_file():
         raise SourceError(f"{where}: {entry.label}: no such file {path}")
     try:
+        rows = 0 if columns_only else None
         if path.suffix.lower() == ".parquet":
-            frame = pl.read_parquet(path)
+            frame = pl.read_parquet(path, n_rows=rows)
         else:  # text as written: "007" stays "007", as a HubSpot property would
-            frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+            frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", n_rows=rows)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise SourceError(f"{where}: {entry.label}: cannot read {path}: {exc}") from None
     return EnrichTable(entry, origin, tuple(frame.columns), frame.rows(), where)
