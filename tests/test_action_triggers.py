@@ -213,3 +213,42 @@ def test_plan_applies_where_and_renders_escaped_values() -> None:
     assert payload["text"] == "Soon &lt;b&gt; renews 2026-05-01"
     assert payload["url"] == "https://app.hubspot.com/contacts/42/company/1"
     assert plan.due[0].occurrence == "2026-03-01T09:00:00+00:00"
+
+
+CUSTOM_LIST = """
+name: Subscriptions at risk
+object: p42_subscriptions
+groups:
+  - name: Plan
+    rules:
+      - {property: plan, points_each: {enterprise: 100}}
+actions:
+  - name: Review list
+    on: {status_changed_to: At-risk}
+    do: hubspot_list
+    list: Subscriptions to review
+    sync: true
+"""
+
+
+def test_a_custom_object_named_by_its_fully_qualified_name_is_listed_by_its_type_id() -> None:
+    """HubSpot's lists API takes `objectTypeId` (`2-…`), never the object's name; the
+    record link of a custom object is `/record/{objectTypeId}/{id}`."""
+    playbook = parse_playbook(CUSTOM_LIST)
+    schema = {
+        "name": "subscriptions",
+        "objectTypeId": "2-1234567",
+        "fullyQualifiedName": "p42_subscriptions",
+    }
+    records = [{"id": "301", "properties": {"name": "Starter sub", "plan": "starter"}}]
+    snapshot = CrmSnapshot.from_json(
+        {"owners": [], "schemas": [schema], "p42_subscriptions": records}
+    )
+    scores = Scorer(playbook).score_snapshot(snapshot, T0)
+    comparisons = compare(scores, Baseline(), playbook.trend.flat_band)
+    plan = plan_actions(
+        playbook, comparisons, snapshot, TriggerHistory(), T0, "42", enroll_existing=True
+    )
+    assert [(a.account_id, a.payload["object_type_id"]) for a in plan.due] == [("301", "2-1234567")]
+    assert plan.due[0].payload["url"] == "https://app.hubspot.com/contacts/42/record/2-1234567/301"
+    assert [s.object_type_id for s in plan.syncs] == ["2-1234567"]

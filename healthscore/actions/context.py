@@ -29,11 +29,14 @@ class Fields(dict[str, Any]):
         return ""
 
 
-def record_url(portal_id: str, object_type: str, record_id: str) -> str:
-    """The record in HubSpot's app: `https://app.hubspot.com/contacts/{portal}/company/{id}`."""
-    return (
-        f"{HUBSPOT_APP}/contacts/{portal_id}/{RECORD_PATHS.get(object_type, 'company')}/{record_id}"
-    )
+def record_url(
+    portal_id: str, object_type: str, record_id: str, object_type_id: str | None = None
+) -> str:
+    """The record in HubSpot's app: `https://app.hubspot.com/contacts/{portal}/company/{id}`
+    for a company or contact, `.../record/{objectTypeId}/{id}` for any other object
+    (`object_type_id`, e.g. a custom object's `2-1234567`; HubSpot's record URLs)."""
+    path = RECORD_PATHS.get(object_type) or f"record/{object_type_id or object_type}"
+    return f"{HUBSPOT_APP}/contacts/{portal_id}/{path}/{record_id}"
 
 
 def template_context(

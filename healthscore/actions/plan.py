@@ -18,10 +18,10 @@ from healthscore.actions.escape import plain
 from healthscore.actions.kinds import REGISTRY
 from healthscore.actions.kinds.base import ActionRenderError, ListSync, Occurrence
 from healthscore.core.conditions import compile_all
-from healthscore.core.crm import OBJECT_TYPE_IDS, CrmSnapshot, Owner
+from healthscore.core.crm import CrmSnapshot
 from healthscore.core.playbook import Action, Playbook
 from healthscore.core.trends import Comparison
-from healthscore.core.triggers import Firing, TriggerHistory, fire, holds_now
+from healthscore.core.triggers import TriggerHistory, fire, holds_now
 from healthscore.history.ledger import PendingAction
 
 BASELINE_REASON = (
@@ -113,6 +113,7 @@ def plan_actions(
         plan.held_reason = BASELINE_REASON
     owners = snapshot.owner_by_id()
     moment = as_of.timestamp()
+    object_type_id = snapshot.frame.type_id(playbook.object)  # a custom object's via its schema
     for action in playbook.actions:
         where = compile_all([c.as_tuple() for c in action.where])
         synced = REGISTRY[action.kind].synced_list(action)
@@ -141,7 +142,21 @@ def plan_actions(
             owner = owners.get(score.owner_id or "")
             try:
                 plan.due.append(
-                    _pending(playbook, action, comparison, firing, owner, history, as_of, portal_id)
+                    _pending(
+                        playbook,
+                        action,
+                        Occurrence(
+                            playbook,
+                            action,
+                            comparison,
+                            firing,
+                            owner,
+                            history,
+                            as_of,
+                            record_url(portal_id, playbook.object, score.id, object_type_id),
+                            object_type_id,
+                        ),
+                    )
                 )
             except ActionRenderError as exc:
                 plan.render_errors.append(f"{action.name} / {score.id}: {exc}")
@@ -151,26 +166,15 @@ def plan_actions(
                     action.kind,
                     action.name,
                     synced,
-                    OBJECT_TYPE_IDS.get(playbook.object, playbook.object),
+                    object_type_id,
                     frozenset(qualifying),
                 )
             )
     return plan
 
 
-def _pending(
-    playbook: Playbook,
-    action: Action,
-    comparison: Comparison,
-    firing: Firing,
-    owner: Owner | None,
-    history: TriggerHistory,
-    as_of: datetime,
-    portal_id: str,
-) -> PendingAction:
-    score = comparison.score
-    url = record_url(portal_id, playbook.object, score.id)
-    occurrence = Occurrence(playbook, action, comparison, firing, owner, history, as_of, url)
+def _pending(playbook: Playbook, action: Action, occurrence: Occurrence) -> PendingAction:
+    score, firing = occurrence.score, occurrence.firing
     payload, target = REGISTRY[action.kind].render(occurrence)
     return PendingAction(
         playbook=playbook.name,
@@ -178,10 +182,10 @@ def _pending(
         kind=action.kind,
         account_id=score.id,
         occurrence=firing.occurrence,
-        as_of=as_of,
+        as_of=occurrence.as_of,
         reason=firing.reason,
         target=target,
-        payload={"account_name": plain(score.name), "url": url, **payload},
+        payload={"account_name": plain(score.name), "url": occurrence.url, **payload},
     )
 
 

@@ -68,6 +68,7 @@ class Occurrence:
     history: TriggerHistory
     as_of: datetime
     url: str
+    object_type_id: str  # HubSpot's id of the scored object type (`0-2`, `2-1234567`)
 
     @property
     def score(self) -> AccountScore:

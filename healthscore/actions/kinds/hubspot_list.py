@@ -12,7 +12,6 @@ from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar, cast
 
 from healthscore.actions.kinds.base import ActionKind, ListSync, Occurrence, Sent
-from healthscore.core.crm import OBJECT_TYPE_IDS
 from healthscore.core.playbook import Action
 from healthscore.history.ledger import LedgerEntry
 from healthscore.integrations.hubspot.actions import HubSpotActions
@@ -38,9 +37,7 @@ class HubSpotList(ActionKind):
         options = occurrence.action.options
         payload = {
             "list": str(options["list"]),
-            "object_type_id": OBJECT_TYPE_IDS.get(
-                occurrence.playbook.object, occurrence.playbook.object
-            ),
+            "object_type_id": occurrence.object_type_id,
             "sync": bool(options.get("sync")),
         }
         return payload, f"'{options['list']}'"
