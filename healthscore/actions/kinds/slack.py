@@ -78,6 +78,16 @@ class Slack(ActionKind):
         drops = group_drops(score.group_points(), prior.groups if prior else {})
         to = str(options.get("to") or "owner")
         fallback = options.get("fallback_channel")
+        account: dict[str, Any] = {  # what the message and a grouped message's line show
+            "account_name": score.name,
+            "text": text,
+            "score": comparison.rounded,
+            "delta": comparison.delta,
+            "status": score.status,
+            "chip": status_chip(score.color),
+            "previous_status": comparison.previous_status,
+            "url": occurrence.url,
+        }
         payload = {
             "to": to,
             "owner_email": owner.email if owner else None,
@@ -87,32 +97,13 @@ class Slack(ActionKind):
                 text if text.strip() else f"{plain(score.name)}: {score.status}", SLACK_TEXT_LIMIT
             ),
             "blocks": slack_blocks(
-                account_name=score.name,
-                text=text,
-                score=comparison.rounded,
-                delta=comparison.delta,
-                status=score.status,
-                chip=status_chip(score.color),
-                trend=comparison.trend,
-                arrow=comparison.arrow,
-                previous_status=comparison.previous_status,
-                drops=drops,
-                url=occurrence.url,
+                **account, trend=comparison.trend, arrow=comparison.arrow, drops=drops
             ),
         }
         if options.get("group") == OWNER:
             payload["group"] = OWNER
             payload["name"] = plain(score.name)
-            payload["line"] = slack_owner_line(
-                account_name=score.name,
-                text=text,
-                score=comparison.rounded,
-                delta=comparison.delta,
-                status=score.status,
-                chip=status_chip(score.color),
-                previous_status=comparison.previous_status,
-                url=occurrence.url,
-            )
+            payload["line"] = slack_owner_line(**account)
         if to != "owner":
             return payload, to
         target = f"owner {owner.email if owner and owner.email else '(no email)'}"
