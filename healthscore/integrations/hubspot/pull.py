@@ -69,6 +69,9 @@ which gives its object type id; association labels come with the v4 association 
 
 Every call goes through `HubSpotConnection.call`, which holds the rate limits;
 retries with backoff (honouring Retry-After) live in the client's urllib3 Retry.
+The batch reads (records, associations, the read-back) run `READERS` at a time, so
+the rate limit, not each call's round trip, sets a large pull's pace; pages of a list
+follow their cursor one after the other.
 """
 
 from __future__ import annotations
@@ -76,7 +79,10 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +107,7 @@ SEARCH_PAGE = 200
 OWNER_PAGE = 500
 MEMBERSHIP_PAGE = 250  # memberships_api.get_page: "The maximum `limit` is 250."
 MERGED_IDS = "hs_merged_object_ids"
+READERS = 3  # bulk reads in flight at once (`_Puller.read_many`)
 
 ACCOUNT_PROPERTIES = {
     "companies": {"name", "hubspot_owner_id", "domain"},
@@ -234,13 +241,18 @@ def read_back(
     modified = modified_property(object_type)
     records: dict[str, tuple[str, dict[str, str | None]]] = {}
     ids = sorted(written.records, key=_numeric_first)
-    for start in range(0, len(ids), BATCH_READ):
-        request = _batch_read_body(properties, ids[start : start + BATCH_READ])
-        response = puller.read(
-            puller.crm.objects.batch_api.read,
-            object_type,
-            batch_read_input_simple_public_object_id=request,
+    requests = (
+        (
+            (object_type,),
+            {
+                "batch_read_input_simple_public_object_id": _batch_read_body(
+                    properties, ids[start : start + BATCH_READ]
+                )
+            },
         )
+        for start in range(0, len(ids), BATCH_READ)
+    )
+    for response in puller.read_many(puller.crm.objects.batch_api.read, requests):
         for item in response.get("results") or []:
             values = _properties(item.get("properties"), properties)
             stamp = values.get(modified)
@@ -291,6 +303,7 @@ class _Puller:
         self.needs = needs
         self.progress = progress
         self.calls = 0
+        self._counting = threading.Lock()
         # association labels read with the associations: {type: {record id: {account id:
         # [labels]}}} (the labels of the account -> record association types)
         self.labels: dict[str, dict[str, dict[str, list[str]]]] = {}
@@ -302,8 +315,32 @@ class _Puller:
 
     def read(self, function: Any, *args: Any, search: bool = False, **kwargs: Any) -> Any:
         """`call` for the bulk reads: HubSpot's JSON answer (`HubSpotConnection.call_json`)."""
-        self.calls += 1
+        with self._counting:
+            self.calls += 1
         return self.connection.call_json(function, *args, search=search, **kwargs)
+
+    def read_many(
+        self, function: Any, requests: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
+    ) -> Iterator[Any]:
+        """`read` of each `(args, kwargs)`, answers in request order, `READERS` at a time.
+
+        The rate limiter, not a call's round trip, then sets the pace: one call at a
+        time leaves the limit unused while HubSpot answers and while we parse (a
+        pull of 100k companies made 17.4 calls/s of the 18.6 allowed). At most
+        `2 * READERS` answers wait to be consumed; an error is raised in order.
+        """
+        with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="hubspot-read") as pool:
+            pending: deque[Future[Any]] = deque()
+            try:
+                for args, kwargs in requests:
+                    pending.append(pool.submit(self.read, function, *args, **kwargs))
+                    if len(pending) >= 2 * READERS:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
 
     def report(self, what: str, done: int, total: int | None) -> None:
         if self.progress:
@@ -359,33 +396,47 @@ class _Puller:
     def associations(
         self, from_type: str, to_type: str, ids: Sequence[str]
     ) -> dict[str, list[str]]:
-        """`{to_id: [from_ids]}` for every association of `ids`, following each id's paging."""
+        """`{to_id: [from_ids]}` for every association of `ids`, following each id's paging.
+
+        Batches of 1,000 ids (`read_many`); the ids with more pages go again in the next
+        round, from where their page ended.
+        """
         linked: dict[str, list[str]] = {}
+        labels = self.labels.setdefault(to_type, {})
         pending: list[tuple[str, str | None]] = [(i, None) for i in ids]
         done = 0
         while pending:
-            chunk, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
-            request = {"inputs": [{"id": i, **_after(a)} for i, a in chunk]}
-            response = self.read(
-                self.crm.associations.v4.batch_api.get_page,
-                from_type,
-                to_type,
-                batch_input_public_fetch_associations_batch_request=request,
+            chunks = [
+                pending[start : start + ASSOCIATION_BATCH]
+                for start in range(0, len(pending), ASSOCIATION_BATCH)
+            ]
+            pending = []
+            requests = (
+                (
+                    (from_type, to_type),
+                    {
+                        "batch_input_public_fetch_associations_batch_request": {
+                            "inputs": [{"id": i, **_after(a)} for i, a in chunk]
+                        }
+                    },
+                )
+                for chunk in chunks
             )
-            labels = self.labels.setdefault(to_type, {})
-            for result in response.get("results") or []:
-                source_id = str(result["from"]["id"])
-                for target in result.get("to") or []:
-                    target_id = str(target["toObjectId"])
-                    linked.setdefault(target_id, []).append(source_id)
-                    named = _labels(target)
-                    if named:
-                        labels.setdefault(target_id, {})[source_id] = named
-                after = _next_after(result)
-                if after is not None:
-                    pending.append((source_id, after))
-            done += len(chunk)
-            self.report(f"{from_type}→{to_type} associations", done, None)
+            answers = self.read_many(self.crm.associations.v4.batch_api.get_page, requests)
+            for chunk, response in zip(chunks, answers, strict=True):
+                for result in response.get("results") or []:
+                    source_id = str(result["from"]["id"])
+                    for target in result.get("to") or []:
+                        target_id = str(target["toObjectId"])
+                        linked.setdefault(target_id, []).append(source_id)
+                        named = _labels(target)
+                        if named:
+                            labels.setdefault(target_id, {})[source_id] = named
+                    after = _next_after(result)
+                    if after is not None:
+                        pending.append((source_id, after))
+                done += len(chunk)
+                self.report(f"{from_type}→{to_type} associations", done, None)
         return linked
 
     def records_by_id(self, object_type: str, links: Mapping[str, list[str]]) -> ObjectFrame:
@@ -393,14 +444,18 @@ class _Puller:
         ids = sorted(links, key=_numeric_first)
         properties = self.needs[object_type]
         records = FrameBuilder()
-        for start in range(0, len(ids), BATCH_READ):
-            chunk = ids[start : start + BATCH_READ]
-            request = _batch_read_body(properties, chunk)
-            response = self.read(
-                self.crm.objects.batch_api.read,
-                object_type,
-                batch_read_input_simple_public_object_id=request,
+        requests = (
+            (
+                (object_type,),
+                {
+                    "batch_read_input_simple_public_object_id": _batch_read_body(
+                        properties, ids[start : start + BATCH_READ]
+                    )
+                },
             )
+            for start in range(0, len(ids), BATCH_READ)
+        )
+        for response in self.read_many(self.crm.objects.batch_api.read, requests):
             for item in response.get("results") or []:
                 record_id = str(item["id"])
                 records.add(
