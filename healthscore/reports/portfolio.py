@@ -217,34 +217,34 @@ def load_portfolio(
             seen.setdefault(row.status, ([], row.color or ""))[0].append(row.score)
             if previous is not None and row.run_id == previous.id:
                 before[row.account_id] = row.score
-        latest_rows = list(
-            connection.execute(
-                sa.select(SNAPSHOTS)
-                .where(SNAPSHOTS.c.run_id == latest.id)
-                .order_by(SNAPSHOTS.c.score, SNAPSHOTS.c.account_id)
+        latest_rows = connection.execution_options(yield_per=5_000).execute(
+            sa.select(SNAPSHOTS)
+            .where(SNAPSHOTS.c.run_id == latest.id)
+            .order_by(SNAPSHOTS.c.score, SNAPSHOTS.c.account_id)
+        )  # streamed: each row becomes its view and is let go (100k rows' JSON is large)
+        accounts = [
+            AccountView(
+                id=row.account_id,
+                name=row.name,
+                owner_id=row.owner_id,
+                owner=owners.get(row.owner_id or "", row.owner_id or NO_OWNER),
+                score=row.score,
+                status=row.status,
+                color=row.color or "",
+                trend=row.trend,
+                delta=row.delta,
+                previous_status=row.previous_status,
+                since_last_run=(
+                    round(row.score - before[row.account_id], 2)
+                    if row.account_id in before
+                    else None
+                ),
+                groups=row.groups or {},  # decoded for this view alone: no copy
+                rules=row.rules or {},
+                history=sorted(history.pop(row.account_id, ())),
             )
-        )
-    accounts = [
-        AccountView(
-            id=row.account_id,
-            name=row.name,
-            owner_id=row.owner_id,
-            owner=owners.get(row.owner_id or "", row.owner_id or NO_OWNER),
-            score=row.score,
-            status=row.status,
-            color=row.color or "",
-            trend=row.trend,
-            delta=row.delta,
-            previous_status=row.previous_status,
-            since_last_run=(
-                round(row.score - before[row.account_id], 2) if row.account_id in before else None
-            ),
-            groups=dict(row.groups or {}),
-            rules={g: dict(r) for g, r in (row.rules or {}).items()},
-            history=sorted(history.get(row.account_id, ())),
-        )
-        for row in latest_rows
-    ]
+            for row in latest_rows
+        ]
     labels = (
         [StatusLabel(label, color) for label, color in statuses]
         if statuses
