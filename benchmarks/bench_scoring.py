@@ -47,6 +47,11 @@ SCORE_TARGET_S = 2.0
 
 
 def _peak_mib() -> float:
+    """This process's peak RSS (`VmHWM`; `ru_maxrss` would carry the parent's over fork)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
