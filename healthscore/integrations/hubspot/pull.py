@@ -241,18 +241,7 @@ def read_back(
     modified = modified_property(object_type)
     records: dict[str, tuple[str, dict[str, str | None]]] = {}
     ids = sorted(written.records, key=_numeric_first)
-    requests = (
-        (
-            (object_type,),
-            {
-                "batch_read_input_simple_public_object_id": _batch_read_body(
-                    properties, ids[start : start + BATCH_READ]
-                )
-            },
-        )
-        for start in range(0, len(ids), BATCH_READ)
-    )
-    for response in puller.read_many(puller.crm.objects.batch_api.read, requests):
+    for response in puller.batch_read(object_type, properties, ids):
         for item in response.get("results") or []:
             values = _properties(item.get("properties"), properties)
             stamp = values.get(modified)
@@ -444,6 +433,22 @@ class _Puller:
         ids = sorted(links, key=_numeric_first)
         properties = self.needs[object_type]
         records = FrameBuilder()
+        for response in self.batch_read(object_type, properties, ids):
+            for item in response.get("results") or []:
+                record_id = str(item["id"])
+                records.add(
+                    record_id,
+                    _properties(item.get("properties"), properties),
+                    {self.account_type: _pairs(links.get(record_id, []))},
+                    self.labels_of(object_type, record_id),
+                )
+            self.report(object_type, len(records), len(ids))
+        return records.frame().sorted_by_id()
+
+    def batch_read(
+        self, object_type: str, properties: Sequence[str], ids: Sequence[str]
+    ) -> Iterator[Any]:
+        """The answers (JSON) of batch reads of `ids`, 100 a call, in order (`read_many`)."""
         requests = (
             (
                 (object_type,),
@@ -455,17 +460,7 @@ class _Puller:
             )
             for start in range(0, len(ids), BATCH_READ)
         )
-        for response in self.read_many(self.crm.objects.batch_api.read, requests):
-            for item in response.get("results") or []:
-                record_id = str(item["id"])
-                records.add(
-                    record_id,
-                    _properties(item.get("properties"), properties),
-                    {self.account_type: _pairs(links.get(record_id, []))},
-                    self.labels_of(object_type, record_id),
-                )
-            self.report(object_type, len(records), len(ids))
-        return records.frame().sorted_by_id()
+        return self.read_many(self.crm.objects.batch_api.read, requests)
 
     def labels_of(self, object_type: str, record_id: str) -> dict[str, dict[str, list[str]]]:
         """A record's association labels to the accounts, as the v4 read gave them."""
