@@ -344,7 +344,8 @@ def desired_values(
     """The property values one account should hold after this run.
 
     `specs`: `property_specs(playbook)`, computed once by a caller doing many accounts
-    (each computation slugs every name: ~0.4 ms, 40 s for 100k accounts).
+    (each computation slugs every name: 3.4 s over the 8,788 accounts of a profiled
+    10k run when it was done per account).
     """
     specs = property_specs(playbook) if specs is None else specs
     values = {
