@@ -43,7 +43,7 @@ def write_back_scores(
     connection = connect_source(source, hubspot_token(source))
     result = write_back(connection, playbook, comparisons, snapshot)
     logger = get_run_logger()
-    if run_id is not None and result.written is not None and result.written.records:
+    if run_id is not None and result.written is not None and len(result.written):
         try:
             remembered, calls = read_back_writes(playbook, connection, result.written, pulled)
         except Exception as exc:  # the writes are done; the next pull just searches them

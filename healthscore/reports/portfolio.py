@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from healthscore.errors import UserError
@@ -39,9 +41,14 @@ class StatusLabel:
     color: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountView:
-    """One account in the latest run, with its recent history."""
+    """One account in the latest run, with its recent history.
+
+    Its group and rule points stay the JSON text the store holds (`groups_json`,
+    `rules_json`) until asked for: decoded, 100k accounts' rules are about 300 MB of
+    dicts, and only the dashboard's account table reads them, one account at a time.
+    """
 
     id: str
     name: str
@@ -54,9 +61,19 @@ class AccountView:
     delta: float | None  # vs the playbook's compare window (what the trend arrow says)
     previous_status: str | None
     since_last_run: float | None  # vs this account's score in the previous run
-    groups: Mapping[str, float]
-    rules: Mapping[str, Mapping[str, float]]
+    groups_json: str | bytes = "{}"  # {group: points}, as stored
+    rules_json: str | bytes = "{}"  # {group: {rule: points}}, as stored
     history: Sequence[tuple[datetime, float]] = ()  # oldest first, latest run included
+
+    @property
+    def groups(self) -> dict[str, float]:
+        """Points per group, in the playbook's order (decoded on each call)."""
+        return _decoded(self.groups_json)
+
+    @property
+    def rules(self) -> dict[str, dict[str, float]]:
+        """Points per rule, by group (decoded on each call)."""
+        return _decoded(self.rules_json)
 
 
 @dataclass(frozen=True)
@@ -211,39 +228,62 @@ def load_portfolio(
         SNAPSHOTS.c.status,
         SNAPSHOTS.c.color,
     ).where(SNAPSHOTS.c.run_id.in_(run_ids))
+    previous_id = previous.id if previous is not None else None
     with store.engine.connect() as connection:
-        for row in connection.execute(query):
-            history.setdefault(row.account_id, []).append((as_of_of[row.run_id], row.score))
-            seen.setdefault(row.status, ([], row.color or ""))[0].append(row.score)
-            if previous is not None and row.run_id == previous.id:
-                before[row.account_id] = row.score
+        for account_id, run_id, score, status, color in connection.execute(query):
+            history.setdefault(account_id, []).append((as_of_of[run_id], score))
+            seen.setdefault(status, ([], color or ""))[0].append(score)
+            if run_id == previous_id:
+                before[account_id] = score
+        c = SNAPSHOTS.c
         latest_rows = connection.execution_options(yield_per=5_000).execute(
-            sa.select(SNAPSHOTS)
-            .where(SNAPSHOTS.c.run_id == latest.id)
-            .order_by(SNAPSHOTS.c.score, SNAPSHOTS.c.account_id)
-        )  # streamed: each row becomes its view and is let go (100k rows' JSON is large)
+            sa.select(
+                c.account_id,
+                c.name,
+                c.owner_id,
+                c.score,
+                c.status,
+                c.color,
+                c.trend,
+                c.delta,
+                c.previous_status,
+                # the points as the stored text: decoded only when read
+                sa.cast(c.groups, sa.Text),
+                sa.cast(c.rules, sa.Text),
+            )
+            .where(c.run_id == latest.id)
+            .order_by(c.score, c.account_id)
+        )  # streamed: each row becomes its view and is let go
         accounts = [
             AccountView(
-                id=row.account_id,
-                name=row.name,
-                owner_id=row.owner_id,
-                owner=owners.get(row.owner_id or "", row.owner_id or NO_OWNER),
-                score=row.score,
-                status=row.status,
-                color=row.color or "",
-                trend=row.trend,
-                delta=row.delta,
-                previous_status=row.previous_status,
-                since_last_run=(
-                    round(row.score - before[row.account_id], 2)
-                    if row.account_id in before
-                    else None
-                ),
-                groups=row.groups or {},  # decoded for this view alone: no copy
-                rules=row.rules or {},
-                history=sorted(history.pop(row.account_id, ())),
+                account_id,
+                name,
+                owner_id,
+                owners.get(owner_id or "", owner_id or NO_OWNER),
+                score,
+                status,
+                color or "",
+                trend,
+                delta,
+                previous_status,
+                round(score - before[account_id], 2) if account_id in before else None,
+                groups or "{}",
+                rules or "{}",
+                sorted(history.pop(account_id, ())),
             )
-            for row in latest_rows
+            for (
+                account_id,
+                name,
+                owner_id,
+                score,
+                status,
+                color,
+                trend,
+                delta,
+                previous_status,
+                groups,
+                rules,
+            ) in latest_rows
         ]
     labels = (
         [StatusLabel(label, color) for label, color in statuses]
@@ -272,6 +312,11 @@ def _statuses_by_score(seen: Mapping[str, tuple[list[float], str]]) -> list[Stat
     """Statuses of the recent runs, highest average score first (statuses are score bands)."""
     order = sorted(seen, key=lambda label: (-_mean(seen[label][0]), label))
     return [StatusLabel(label, seen[label][1]) for label in order]
+
+
+def _decoded(text: str | bytes) -> dict[str, Any]:
+    value = orjson.loads(text)
+    return value if isinstance(value, dict) else {}
 
 
 def _mean(values: Sequence[float]) -> float:

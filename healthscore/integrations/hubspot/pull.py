@@ -239,15 +239,15 @@ def read_back(
     puller = _puller(playbook, connection, extra_properties, None)
     properties = puller.needs[object_type]
     modified = modified_property(object_type)
-    records: dict[str, tuple[str, dict[str, str | None]]] = {}
-    ids = sorted(written.records, key=_numeric_first)
+    remembered = OwnWrites(object_type)
+    ids = sorted(written.ids(), key=_numeric_first)
     for response in puller.batch_read(object_type, properties, ids):
         for item in response.get("results") or []:
             values = _properties(item.get("properties"), properties)
             stamp = values.get(modified)
             if stamp:
-                records[str(item["id"])] = (stamp, values)
-    return OwnWrites(object_type, records), puller.calls
+                remembered.add(str(item["id"]), stamp, values)
+    return remembered, puller.calls
 
 
 def _puller(
@@ -589,13 +589,7 @@ class _Puller:
 
     def with_own_writes(self, accounts: ObjectFrame, own: OwnWrites) -> ObjectFrame:
         """The cached accounts, those we wrote as HubSpot held them right after (`read_back`)."""
-        wanted = self.needs[self.account_type]
-        held = set(accounts.ids.to_list())
-        written = FrameBuilder()
-        for record_id, (_, values) in own.records.items():
-            if record_id in held:
-                written.add(record_id, {k: values[k] for k in wanted if values.get(k) is not None})
-        updated = written.frame()
+        updated = ObjectFrame(own.values(accounts.ids, self.needs[self.account_type]), {})
         return ObjectFrame.concat([accounts.where_ids(updated.ids, invert=True), updated])
 
     def archived_ids(self, object_type: str) -> tuple[set[str], set[str]]:
@@ -748,7 +742,7 @@ class _Puller:
             return ObjectFrame.empty(), set()
         dates = sorted(
             stamp
-            for record_id, (modified, _) in own.records.items()
+            for record_id, modified in own.stamps()
             if record_id not in accounted and (stamp := epoch_millis(modified)) is not None
         )
         records = FrameBuilder()

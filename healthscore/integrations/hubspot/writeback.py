@@ -23,15 +23,20 @@ wrong type reported and its values left out).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import polars as pl
+
 from healthscore.core.crm import CrmSnapshot, is_custom_object
+from healthscore.core.frame import FrameBuilder
 from healthscore.core.playbook import Playbook
 from healthscore.core.scoring import round2
 from healthscore.core.text import ascii_fold
@@ -88,38 +93,104 @@ class RecordUpdate:
     properties: dict[str, str]
 
 
-@dataclass
 class OwnWrites:
     """What one write-back wrote, so the next incremental pull can tell our writes apart.
 
-    `records`: record id -> (`hs_lastmodifieddate`, property values). From
-    `write_back`: the date HubSpot's batch update answered and the values sent;
-    after `pull.read_back`: the date and every value the pull needs, as read right
-    after the write. HubSpot stamps every write with a new modification date (the
-    answer's `updatedAt` and `properties.hs_lastmodifieddate`, objects spec
+    Per record: the modification date HubSpot stamped and the property values. From
+    `write_back`: the date HubSpot's batch update answered and the values sent; after
+    `pull.read_back`: the date and every value the pull needs, as read right after the
+    write. HubSpot stamps every write with a new modification date (the answer's
+    `updatedAt` and `properties.hs_lastmodifieddate`, objects spec
     `BatchResponseSimplePublicObject`), so a record whose modification date still
-    equals the remembered one has not changed since. JSON: `{"object": ...,
-    "records": {id: [modified, {property: value}]}}`.
+    equals the remembered one has not changed since.
+
+    Held as columns (`table`: `id`, `MODIFIED`, then one text column per property,
+    null where unset), built as records arrive (`add`): a first run writes every
+    account, and 100k records as Python dicts were about 300 MB. `records` gives the
+    Python view, for a handful of records. Stored (`to_json`) as `{"object": ...,
+    "parquet": base64 of the table as Parquet}`; the earlier `{"object": ...,
+    "records": {id: [modified, {property: value}]}}` is still read.
     """
 
-    object_type: str
-    records: dict[str, tuple[str, dict[str, str | None]]] = field(default_factory=dict)
+    MODIFIED = ":modified"
+    """The date's column: no HubSpot property name holds a colon."""
+
+    def __init__(
+        self,
+        object_type: str,
+        records: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
+        *,
+        table: pl.DataFrame | None = None,
+    ) -> None:
+        self.object_type = object_type
+        self._table = table if table is not None else _empty_writes()
+        self._builder = FrameBuilder()
+        for record_id, (modified, values) in (records or {}).items():
+            self.add(record_id, modified, values)
+
+    def add(self, record_id: str, modified: str, values: Mapping[str, Any]) -> None:
+        """One written record: its modification date and its values (kept by reference
+        until the builder's next chunk becomes columns)."""
+        self._builder.add(str(record_id), {**values, self.MODIFIED: str(modified)})
+
+    @property
+    def table(self) -> pl.DataFrame:
+        if len(self._builder):
+            added = self._builder.frame().table
+            self._table = pl.concat([self._table, added], how="diagonal").rechunk()
+        return self._table
+
+    def __len__(self) -> int:
+        return self.table.height
+
+    def ids(self) -> list[str]:
+        return self.table.get_column("id").to_list()
+
+    def stamps(self) -> Iterator[tuple[str, str]]:
+        """(record id, modification date) of every record."""
+        table = self.table
+        return zip(table.get_column("id"), table.get_column(self.MODIFIED), strict=True)
+
+    @property
+    def records(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """id -> (modification date, set values): a Python object per value, for few records."""
+        return {
+            row["id"]: (
+                row[self.MODIFIED],
+                {k: v for k, v in row.items() if k not in ("id", self.MODIFIED) and v is not None},
+            )
+            for row in self.table.iter_rows(named=True)
+        }
+
+    def values(self, ids: pl.Series, properties: Sequence[str]) -> pl.DataFrame:
+        """`id` and `properties` (those the writes hold) of the records among `ids`."""
+        table = self.table
+        held = [name for name in properties if name in table.columns and name != "id"]
+        return table.filter(pl.col("id").is_in(ids.implode())).select("id", *held)
 
     def window(self) -> tuple[int, int] | None:
         """The first and last of our modification dates (epoch ms), or None without any."""
-        moments = [epoch_millis(modified) for modified, _ in self.records.values()]
-        known = [m for m in moments if m is not None]
+        known = [m for _, modified in self.stamps() if (m := epoch_millis(modified)) is not None]
         return (min(known), max(known)) if known else None
 
     def merged(self, later: OwnWrites) -> OwnWrites:
         """Both write-backs' records (two playbooks of one run writing the same object),
-        each record as its latest modification date left it."""
-        records = dict(self.records)
-        for record_id, (modified, values) in later.records.items():
-            held = records.get(record_id)
-            if held is None or (epoch_millis(modified) or 0) >= (epoch_millis(held[0]) or 0):
-                records[record_id] = (modified, values)
-        return OwnWrites(self.object_type, records)
+        each record as its latest modification date left it (the later one on a tie)."""
+        both = pl.concat(
+            [
+                part.table.with_columns(pl.lit(order).alias(":order"))
+                for order, part in enumerate((self, later))
+            ],
+            how="diagonal",
+        )
+        millis = [epoch_millis(m) or 0 for m in both.get_column(self.MODIFIED)]
+        latest = (
+            both.with_columns(pl.Series(":millis", millis, dtype=pl.Int64))
+            .sort([":millis", ":order"], maintain_order=True)
+            .unique(subset="id", keep="last", maintain_order=True)
+            .drop(":millis", ":order")
+        )
+        return OwnWrites(self.object_type, table=latest)
 
     @staticmethod
     def merge_json(earlier: str, later: str) -> str:
@@ -127,14 +198,25 @@ class OwnWrites:
         return OwnWrites.from_json(earlier).merged(OwnWrites.from_json(later)).to_json()
 
     def to_json(self) -> str:
-        body = {"object": self.object_type, "records": self.records}
-        return json.dumps(body, separators=(",", ":"), sort_keys=True)
+        if not len(self):
+            return json.dumps({"object": self.object_type, "records": {}}, separators=(",", ":"))
+        buffer = io.BytesIO()
+        self.table.write_parquet(buffer, compression="zstd")
+        parquet = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return json.dumps({"object": self.object_type, "parquet": parquet}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> OwnWrites:
         data = json.loads(text)
+        if "parquet" in data:
+            table = pl.read_parquet(io.BytesIO(base64.b64decode(data["parquet"])))
+            return cls(str(data["object"]), table=table)
         records = {str(i): (str(m), dict(v)) for i, (m, v) in data["records"].items()}
         return cls(str(data["object"]), records)
+
+
+def _empty_writes() -> pl.DataFrame:
+    return pl.DataFrame(schema={"id": pl.String, OwnWrites.MODIFIED: pl.String})
 
 
 @dataclass
@@ -509,7 +591,7 @@ def _remember(
             or item.get("updatedAt")
         )
         if modified and record_id in sent:
-            result.written.records[record_id] = (str(modified), dict(sent[record_id]))
+            result.written.add(record_id, str(modified), sent[record_id])
 
 
 def _refusals(exc: BaseException) -> list[tuple[str, str | None, str]]:
