@@ -51,6 +51,7 @@ from healthscore.core.results import (
     GroupScore,
     RuleScore,
     account_name,
+    round2,
 )
 from healthscore.core.values import DAY_SECONDS, as_text, is_missing
 
@@ -500,6 +501,21 @@ class _Table:
         self.raw = [values[rows] for values in run.raw]
         self.points = [values[rows] for values in run.group_points]
 
+    def group_points(self, at: int) -> dict[str, float]:
+        """The `at`-th scored row's group points, rounded (`round2`, memoized): what the
+        store reads of every account, without a `GroupScore` or `RuleScore` built."""
+        groups = self.run.playbook.groups
+        return {group.name: round2(float(self.points[g][at])) for g, group in enumerate(groups)}
+
+    def rule_points(self, at: int) -> dict[str, dict[str, float]]:
+        """The `at`-th scored row's rule points by group, rounded (`round2`)."""
+        return {
+            group.name: {
+                rule.name: round2(float(self.rules[g][r][at])) for r, rule in enumerate(group.rules)
+            }
+            for g, group in enumerate(self.run.playbook.groups)
+        }
+
     def groups(self, at: int, row: int | None = None) -> list[GroupScore]:
         """The breakdown of the `at`-th scored row (with inputs when `row` is given)."""
         return [self.group(g, at, row) for g in range(len(self.points))]
@@ -541,6 +557,14 @@ class _Breakdown(Sequence[GroupScore]):
 
     def __len__(self) -> int:
         return len(self._table.points)
+
+    def group_points(self) -> dict[str, float]:
+        """`AccountScore.group_points` from the run's rounded columns (no objects built)."""
+        return self._table.group_points(self._at)
+
+    def rule_points(self) -> dict[str, dict[str, float]]:
+        """`AccountScore.rule_points` from the run's rounded columns (no objects built)."""
+        return self._table.rule_points(self._at)
 
     def __eq__(self, other: object) -> bool:
         return list(self) == (list(other) if isinstance(other, Sequence) else other)
