@@ -17,6 +17,8 @@ does not walk every record looking for futures.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -50,6 +52,29 @@ from tasks.writeback import write_back_scores
 T = TypeVar("T")
 FLOW_NAME = "score-accounts"
 __all__ = ["ACTIONS_FAILED_STATE", "FLOW_NAME", "score_accounts", "score_playbook"]
+
+
+def release_memory() -> None:
+    """Collect, then hand the freed heap back to the operating system between steps.
+
+    glibc keeps what a step freed (a pull's pages, a write-back's batches) mapped in
+    its arenas, one per thread that allocated, so the next step's peak stacks on the
+    last one's; `malloc_trim(0)` returns it. Elsewhere (macOS, musl) only collects.
+    """
+    gc.collect()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _libc()
 
 
 def big(value: T) -> T:
@@ -107,11 +132,14 @@ def score_accounts(
     playbooks = read_playbooks(paths, one=isinstance(playbook_path, str))
     check_before_pull(playbooks, source, db_url, moment, dry_run=dry_run, backfill=backfill)
     pulls = pull_for(playbooks, source, db_url, dry_run, full, full_pull_every_days)
+    release_memory()
     for playbook in playbooks.ready:
         with playbooks.running(playbook) as outcome:
+            pulled = pulls.pop(playbook.name)
             outcome.summary = score_playbook(
                 playbook,
-                pulls[playbook.name],
+                pulled,
+                last=all(other is not pulled for other in pulls.values()),
                 source=source,
                 as_of=moment,
                 dry_run=dry_run,
@@ -127,6 +155,7 @@ def score_playbook(
     playbook: Playbook,
     pulled: PulledCrm,
     *,
+    last: bool = True,
     source: str,
     as_of: datetime,
     dry_run: bool,
@@ -138,13 +167,15 @@ def score_playbook(
     """One playbook from a pulled snapshot: enrich, score, compare, store, write back, act,
     report; its tasks run in the calling flow run. The parameters are `score_accounts`'s;
     returns the summary (JSON). A plain function, not a subflow: a subflow's parameters
-    (the whole snapshot) would be serialized to the Prefect API."""
+    (the whole snapshot) would be serialized to the Prefect API. `last`: no other
+    playbook scores from `pulled`, so it is released once written back."""
     logger = get_run_logger()
     started = datetime.now(UTC)
     enriched = enrich_accounts(playbook, big(pulled.snapshot))
     snapshot = enriched.snapshot
     scores = score(playbook, big(snapshot), as_of)
     comparisons = compare_with_history(playbook, big(scores), as_of, db_url, dry_run)
+    del scores  # the comparisons hold them
     if backfill:
         plan = ActionPlan(playbook.name)  # a backfill records history only
     else:
@@ -164,6 +195,7 @@ def score_playbook(
         owners = {o.id: o.display_name for o in snapshot.owners}
         run = RunInfo(playbook.name, playbook.content_hash, as_of, source, started, owners=owners)
         run_id = store_run(db_url, run, big(comparisons), big(pulled.cache), big(plan.due))
+        release_memory()
 
     try:
         summary = summarize(
@@ -196,6 +228,10 @@ def score_playbook(
             summary.written_records, summary.written_values = written.records, written.values
             summary.writeback_calls, summary.writeback_refused = written.calls, written.refused
             summary.failures += [f"write-back: {line}" for line in written.problems]
+        del snapshot, enriched  # what is left reads the comparisons, the plan and the store
+        if last:
+            pulled.release()
+        release_memory()
 
         if not backfill:
             summary.actions, errors = run_actions(playbook, big(plan), source, db_url, dry_run)

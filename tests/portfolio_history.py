@@ -30,7 +30,7 @@ groups:
 trend: {compare_days: 7, flat_band: 3}
 """
 HOSTILE = "<script>alert(1)</script>"
-CHANNEL = "<!channel> & Co"
+CHANNEL = "<!channel> & Co <!--hs-data-->"  # also the dashboard's data slot
 OWNERS = [
     {"id": "1", "email": "ana@example.com", "firstName": "Ana", "lastName": "Ruiz"},
     {"id": "2", "email": "bo@example.com", "firstName": "<b>Bo</b>", "lastName": "Lee"},

@@ -147,6 +147,7 @@ def test_dashboard_escapes_crm_text(hostile_page: tuple[Path, str]) -> None:
     data = json.loads(raw)
     names = {a["name"] for a in data["accounts"]}
     assert HOSTILE in names and CHANNEL in names  # the exact text survives the round trip
+    assert "<!--hs-data-->" not in page  # a name holding the data slot's mark stays text
     # Plotly's own JSON (movers) escapes `<` too
     assert "\\u003cscript\\u003e" in page or "&lt;script&gt;" in page
 

@@ -496,7 +496,10 @@ class _Table:
     floats when a breakdown is built)."""
 
     def __init__(self, run: _Run, rows: IntArray) -> None:
-        self.run = run
+        # not the run itself: it holds the whole frame (every related record), which
+        # the caller can let go once scored; the explainers reach it only with `detail`
+        self.playbook = run.playbook
+        self.explainers = run.explainers if run.detail else None
         self.rules = [[points[rows] for points in group] for group in run.rule_points]
         self.raw = [values[rows] for values in run.raw]
         self.points = [values[rows] for values in run.group_points]
@@ -504,7 +507,7 @@ class _Table:
     def group_points(self, at: int) -> dict[str, float]:
         """The `at`-th scored row's group points, rounded (`round2`, memoized): what the
         store reads of every account, without a `GroupScore` or `RuleScore` built."""
-        groups = self.run.playbook.groups
+        groups = self.playbook.groups
         return {group.name: round2(float(self.points[g][at])) for g, group in enumerate(groups)}
 
     def rule_points(self, at: int) -> dict[str, dict[str, float]]:
@@ -513,7 +516,7 @@ class _Table:
             group.name: {
                 rule.name: round2(float(self.rules[g][r][at])) for r, rule in enumerate(group.rules)
             }
-            for g, group in enumerate(self.run.playbook.groups)
+            for g, group in enumerate(self.playbook.groups)
         }
 
     def groups(self, at: int, row: int | None = None) -> list[GroupScore]:
@@ -521,10 +524,10 @@ class _Table:
         return [self.group(g, at, row) for g in range(len(self.points))]
 
     def group(self, g: int, at: int, row: int | None = None) -> GroupScore:
-        group = self.run.playbook.groups[g]
+        group = self.playbook.groups[g]
         rules = []
         for r, rule in enumerate(group.rules):
-            explain = self.run.explainers[g][r]
+            explain = self.explainers[g][r] if self.explainers is not None else None
             inputs = explain(row) if row is not None and explain else {}
             rules.append(RuleScore(rule.name, rule.kind, float(self.rules[g][r][at]), inputs))
         return GroupScore(group.name, float(self.points[g][at]), float(self.raw[g][at]), rules)

@@ -59,6 +59,13 @@ class PulledCrm:
         """Records of every object type in the snapshot (for logs)."""
         return sum(self.snapshot.counts().values())
 
+    def release(self) -> None:
+        """Let the snapshot and the packed cache go: the last playbook scored from this
+        pull has stored and written back (at 100k accounts the related records alone
+        are a few hundred MB, and the report and the actions never read them)."""
+        self.snapshot = CrmSnapshot([])
+        self.cache = None
+
 
 def connect_source(source: str, token: str | None = None) -> HubSpotConnection:
     """The HubSpot connection of an API source (`sandbox` needs no token).

@@ -392,6 +392,9 @@ class _Puller:
         """
         linked: dict[str, list[str]] = {}
         labels = self.labels.setdefault(to_type, {})
+        # each answer names its account anew: one string per account, not per association
+        # (2M associations at 100k accounts would be 2M copies of 100k ids, ~110 MB)
+        canonical = {i: i for i in ids}
         pending: list[tuple[str, str | None]] = [(i, None) for i in ids]
         done = 0
         while pending:
@@ -415,6 +418,7 @@ class _Puller:
             for chunk, response in zip(chunks, answers, strict=True):
                 for result in response.get("results") or []:
                     source_id = str(result["from"]["id"])
+                    source_id = canonical.get(source_id, source_id)
                     for target in result.get("to") or []:
                         target_id = str(target["toObjectId"])
                         linked.setdefault(target_id, []).append(source_id)
@@ -579,7 +583,7 @@ class _Puller:
             held = set(known.ids.to_list())
             missing = {i: ids for i, ids in links.items() if i not in held}
             merged_frame = ObjectFrame.concat([known, self.records_by_id(object_type, missing)])
-            pairs = {i: _pairs(ids) for i, ids in links.items()}
+            pairs = {i: ids if len(ids) == 1 else _pairs(ids) for i, ids in links.items()}
             changed[object_type] = len(updated)
             labels = self.labels.get(object_type, {})  # as the association read gave them now
             objects[object_type] = merged_frame.linked(
