@@ -19,6 +19,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
+
 from healthscore.core.playbook import load_playbook
 from healthscore.history import RunInfo
 from healthscore.reports.dashboard import write_dashboard
@@ -65,8 +67,10 @@ def synthetic_portfolio(accounts: int, csms: int, seed: int = 7) -> Portfolio:
                 delta=delta,
                 previous_status=status_of(history[-2][1]).label,
                 since_last_run=round(score - history[-2][1], 2),
-                groups={g: round(sum(points.values()), 2) for g, points in rules.items()},
-                rules=rules,
+                groups_json=orjson.dumps(
+                    {g: round(sum(points.values()), 2) for g, points in rules.items()}
+                ).decode(),
+                rules_json=orjson.dumps(rules).decode(),
                 history=history,
             )
         )

@@ -215,7 +215,7 @@ class ObjectFrame:
         """Rows in HubSpot id order: numeric ids by value, then other ids as text;
         equal keys keep their order (`sorted(key=(int(id), "") or (2**62, id))`)."""
         order = self.table.select(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), *_id_order(pl.col("id"))
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), *id_order(pl.col("id"))
         ).sort(["text", "digits", "number", "other"], maintain_order=True)
         return self.take(order.get_column("row"))
 
@@ -271,6 +271,16 @@ class ObjectFrame:
             },
             schema={"id": pl.String, "to": pl.String},
         )
+        return self.linked_edges(kind, edges, labels)
+
+    def linked_edges(
+        self,
+        kind: str,
+        edges: pl.DataFrame,
+        labels: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    ) -> ObjectFrame:
+        """`linked` with the targets as a table (`id`, `to`: one row per edge, a
+        record's edges in the order given)."""
         rows = self.table.select(pl.col("id"), pl.int_range(pl.len(), dtype=pl.Int64).alias("row"))
         joined = rows.join(edges, on="id", how="inner", maintain_order="left_right")
         labelled = pl.DataFrame(
@@ -328,7 +338,7 @@ _LINK_SCHEMA = {"row": pl.Int64, "to": pl.String}
 _LABEL_SCHEMA = {"row": pl.Int64, "to": pl.String, "label": pl.String}
 
 
-def _id_order(ids: pl.Expr) -> list[pl.Expr]:
+def id_order(ids: pl.Expr) -> list[pl.Expr]:
     """Sort keys of `_numeric_first`: digits-only ids by value (digit count without
     leading zeros, then the digits), before any other id, which sort as text."""
     numeric = ids.str.contains(r"^[0-9]+$")

@@ -150,6 +150,7 @@ def pull(
         own_writes=OwnWrites.from_json(cached.writes_json)
         if use and cached is not None and cached.writes_json
         else None,
+        consume_previous=True,  # unpacked for this pull alone
     )
     full_at = last_full if result.incremental and last_full else result.pulled_at
     entry = CacheEntry(

@@ -87,8 +87,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
+
 from healthscore.core.crm import CrmList, CrmSnapshot, Owner, association_ids, is_custom_object
-from healthscore.core.frame import CrmFrame, FrameBuilder, ObjectFrame
+from healthscore.core.frame import CrmFrame, FrameBuilder, ObjectFrame, id_order
 from healthscore.core.playbook import Playbook
 from healthscore.errors import SourceError
 from healthscore.integrations import Progress, ensure_reachable
@@ -103,6 +105,7 @@ from healthscore.integrations.hubspot.writeback import OwnWrites, epoch_millis
 LIST_PAGE = 100
 BATCH_READ = 100
 ASSOCIATION_BATCH = 1_000
+_EDGE_SCHEMA = {"id": pl.String, "to": pl.String}
 SEARCH_PAGE = 200
 OWNER_PAGE = 500
 MEMBERSHIP_PAGE = 250  # memberships_api.get_page: "The maximum `limit` is 250."
@@ -163,6 +166,7 @@ def pull(
     progress: Progress | None = None,
     own_writes: OwnWrites | None = None,
     extra_lists: Mapping[str, Iterable[str]] | None = None,
+    consume_previous: bool = False,
 ) -> PullResult:
     """Pull what `playbook` needs: incrementally from `previous` when given, else fully.
 
@@ -171,7 +175,8 @@ def pull(
     `own_writes`: what the write-back wrote after `previous` was pulled; records
     whose only change since is ours are not searched for again (`_Puller.incremental`).
     `extra_lists` (`{object type: list names or ids}`): more lists to read, e.g. those
-    of other playbooks scored from this pull.
+    of other playbooks scored from this pull. `consume_previous`: `previous` is the
+    caller's to lose; its frames are dropped as they are merged (a smaller peak).
     """
     puller = _puller(playbook, connection, extra_properties, progress)
     needs = puller.needs
@@ -184,7 +189,7 @@ def pull(
     else:
         try:
             snapshot, changed = puller.incremental(
-                previous, since - connection.clock_margin, own_writes
+                previous, since - connection.clock_margin, own_writes, consume_previous
             )
             snapshot = _with_lists(puller, playbook, snapshot, extra_lists)
             reason = f"changes since {since.isoformat(timespec='seconds')}"
@@ -385,12 +390,41 @@ class _Puller:
     def associations(
         self, from_type: str, to_type: str, ids: Sequence[str]
     ) -> dict[str, list[str]]:
-        """`{to_id: [from_ids]}` for every association of `ids`, following each id's paging.
+        """`{to_id: [from_ids]}` for every association of `ids` (`association_pairs`)."""
+        linked: dict[str, list[str]] = {}
+        for target_id, source_id in self.association_pairs(from_type, to_type, ids):
+            linked.setdefault(target_id, []).append(source_id)
+        return linked
+
+    def association_edges(self, from_type: str, to_type: str, ids: Sequence[str]) -> pl.DataFrame:
+        """Every association of `ids` as a table: `id` (the `to_type` record), `to` (the
+        `from_type` record), each pair once, ordered by `to` as `_pairs` orders a
+        record's accounts. Two columns instead of a list per record: the 100k-account
+        incremental pull holds no `{id: [ids]}` of half a million meetings."""
+        targets: list[str] = []
+        sources: list[str] = []
+        for target_id, source_id in self.association_pairs(from_type, to_type, ids):
+            targets.append(target_id)
+            sources.append(source_id)
+        edges = pl.DataFrame({"id": targets, "to": sources}, schema=_EDGE_SCHEMA)
+        del targets, sources
+        order = [key.alias(f":{key.meta.output_name()}") for key in id_order(pl.col("to"))]
+        return (
+            edges.unique(maintain_order=True)
+            .with_columns(order)
+            .sort([e.meta.output_name() for e in order], maintain_order=True)
+            .select("id", "to")
+        )
+
+    def association_pairs(
+        self, from_type: str, to_type: str, ids: Sequence[str]
+    ) -> Iterator[tuple[str, str]]:
+        """(to id, from id) for every association of `ids`, following each id's paging;
+        the labels go to `self.labels[to_type]`.
 
         Batches of 1,000 ids (`read_many`); the ids with more pages go again in the next
         round, from where their page ended.
         """
-        linked: dict[str, list[str]] = {}
         labels = self.labels.setdefault(to_type, {})
         # each answer names its account anew: one string per account, not per association
         # (2M associations at 100k accounts would be 2M copies of 100k ids, ~110 MB)
@@ -421,7 +455,7 @@ class _Puller:
                     source_id = canonical.get(source_id, source_id)
                     for target in result.get("to") or []:
                         target_id = str(target["toObjectId"])
-                        linked.setdefault(target_id, []).append(source_id)
+                        yield target_id, source_id
                         named = _labels(target)
                         if named:
                             labels.setdefault(target_id, {})[source_id] = named
@@ -430,7 +464,6 @@ class _Puller:
                         pending.append((source_id, after))
                 done += len(chunk)
                 self.report(f"{from_type}→{to_type} associations", done, None)
-        return linked
 
     def records_by_id(self, object_type: str, links: Mapping[str, list[str]]) -> ObjectFrame:
         """The records of `links`' ids (batch read), each linked to its accounts, in id order."""
@@ -538,9 +571,16 @@ class _Puller:
     # ------------------------------------------------------------ incremental pull
 
     def incremental(
-        self, previous: CrmSnapshot, since: datetime, own: OwnWrites | None = None
+        self,
+        previous: CrmSnapshot,
+        since: datetime,
+        own: OwnWrites | None = None,
+        consume: bool = False,
     ) -> tuple[CrmSnapshot, dict[str, int]]:
         """The snapshot a full pull would return now, from `previous` and what changed.
+
+        `consume`: each type's frame leaves `previous` once merged (the caller holds
+        no other use of it), so old and new frames of every type never coexist.
 
         Accounts: the cached ones, updated and added from the change search,
         minus the archived ones (`archived=true` list) and the ids merged into
@@ -572,22 +612,30 @@ class _Puller:
         changed[self.account_type] = len(fresh)
         objects: dict[str, ObjectFrame] = {self.account_type: accounts}
         account_ids = accounts.ids.to_list()
+        if consume:
+            previous.frame.objects.pop(self.account_type, None)
         for object_type in self.related_types():
-            links = self.associations(self.account_type, object_type, account_ids)
-            linked = list(links)
+            edges = self.association_edges(self.account_type, object_type, account_ids)
+            linked = edges.get_column("id").unique(maintain_order=True)
             updated, _ = self.search_changed(object_type, since)
             cached = previous.frame.objects.get(object_type, ObjectFrame.empty())
             known = ObjectFrame.concat(
                 [cached.where_ids(updated.ids, invert=True), updated]
             ).where_ids(linked)
-            held = set(known.ids.to_list())
-            missing = {i: ids for i, ids in links.items() if i not in held}
+            del cached
+            if consume:
+                previous.frame.objects.pop(object_type, None)
+            unseen = linked.filter(~linked.is_in(known.ids.implode()))
+            missing: dict[str, list[str]] = {}
+            for record_id, account_id in edges.filter(
+                pl.col("id").is_in(unseen.implode())
+            ).iter_rows():
+                missing.setdefault(record_id, []).append(account_id)
             merged_frame = ObjectFrame.concat([known, self.records_by_id(object_type, missing)])
-            pairs = {i: ids if len(ids) == 1 else _pairs(ids) for i, ids in links.items()}
             changed[object_type] = len(updated)
             labels = self.labels.get(object_type, {})  # as the association read gave them now
-            objects[object_type] = merged_frame.linked(
-                self.account_type, pairs, labels
+            objects[object_type] = merged_frame.linked_edges(
+                self.account_type, edges, labels
             ).sorted_by_id()
         return CrmSnapshot(owners, frame=CrmFrame(objects)), changed
 
