@@ -308,3 +308,16 @@ def test_two_write_backs_merge_each_record_as_its_latest_write_left_it() -> None
     }
     assert second.merged(first).records["2"] == second.records["2"]  # the later one wins
     assert merged.window() == (1793610000100, 1793610005001)
+
+
+def test_writes_kept_by_the_previous_release_are_still_read() -> None:
+    """A store written before the writes became columns holds them as JSON records."""
+    legacy = (
+        '{"object":"companies","records":{"7":["2026-11-02T09:00:00.100Z",'
+        '{"a_score":"10","name":"Acme"}]}}'
+    )
+    writes = OwnWrites.from_json(legacy)
+    assert writes.records == {"7": ("2026-11-02T09:00:00.100Z", {"a_score": "10", "name": "Acme"})}
+    again = OwnWrites.from_json(writes.to_json())  # now kept as Parquet
+    assert '"parquet":' in writes.to_json() and again.records == writes.records
+    assert again.window() == (1793610000100, 1793610000100)
