@@ -214,10 +214,8 @@ class ObjectFrame:
     def sorted_by_id(self) -> ObjectFrame:
         """Rows in HubSpot id order: numeric ids by value, then other ids as text;
         equal keys keep their order (`sorted(key=(int(id), "") or (2**62, id))`)."""
-        order = self.table.select(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), *id_order(pl.col("id"))
-        ).sort(["text", "digits", "number", "other"], maintain_order=True)
-        return self.take(order.get_column("row"))
+        rows = self.table.select(pl.col("id"), pl.int_range(pl.len(), dtype=pl.Int64).alias("row"))
+        return self.take(sorted_by_id(rows, "id").get_column("row"))
 
     def take(self, rows: pl.Series) -> ObjectFrame:
         """The rows at `rows` (no repeats), with their edges renumbered."""
@@ -258,29 +256,13 @@ class ObjectFrame:
     def linked(
         self,
         kind: str,
-        targets: Mapping[str, Sequence[str]],
-        labels: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
-    ) -> ObjectFrame:
-        """This frame with its `kind` edges replaced: row of id `i` -> each of
-        `targets[i]`, as given (rows whose id is not a key get none), and its `kind`
-        labels by `labels[i][to]` (the pairs' labels now; none when not given)."""
-        edges = pl.DataFrame(
-            {
-                "id": [i for i, to in targets.items() for _ in to],
-                "to": [t for to in targets.values() for t in to],
-            },
-            schema={"id": pl.String, "to": pl.String},
-        )
-        return self.linked_edges(kind, edges, labels)
-
-    def linked_edges(
-        self,
-        kind: str,
         edges: pl.DataFrame,
         labels: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
     ) -> ObjectFrame:
-        """`linked` with the targets as a table (`id`, `to`: one row per edge, a
-        record's edges in the order given)."""
+        """This frame with its `kind` edges replaced: `edges` (`id`, `to`; one row per
+        edge, a record's edges in the order given; rows whose id has none get none),
+        and its `kind` labels by `labels[i][to]` (the pairs' labels now; none when not
+        given)."""
         rows = self.table.select(pl.col("id"), pl.int_range(pl.len(), dtype=pl.Int64).alias("row"))
         joined = rows.join(edges, on="id", how="inner", maintain_order="left_right")
         labelled = pl.DataFrame(
@@ -338,7 +320,17 @@ _LINK_SCHEMA = {"row": pl.Int64, "to": pl.String}
 _LABEL_SCHEMA = {"row": pl.Int64, "to": pl.String, "label": pl.String}
 
 
-def id_order(ids: pl.Expr) -> list[pl.Expr]:
+def sorted_by_id(table: pl.DataFrame, column: str) -> pl.DataFrame:
+    """`table`'s rows in HubSpot id order of `column` (`_id_order`), equal ids in their order."""
+    keys = [key.alias(f":{key.meta.output_name()}") for key in _id_order(pl.col(column))]
+    return (
+        table.with_columns(keys)
+        .sort([key.meta.output_name() for key in keys], maintain_order=True)
+        .select(table.columns)
+    )
+
+
+def _id_order(ids: pl.Expr) -> list[pl.Expr]:
     """Sort keys of `_numeric_first`: digits-only ids by value (digit count without
     leading zeros, then the digits), before any other id, which sort as text."""
     numeric = ids.str.contains(r"^[0-9]+$")
@@ -413,6 +405,7 @@ class FrameBuilder:
         """Every added record as one `ObjectFrame` (the builder is empty afterwards)."""
         self.compact()
         chunks, self._chunks = self._chunks, []
+        self._count = 0
         return chunks[0] if chunks else ObjectFrame.empty()
 
     def compact(self) -> None:

@@ -6,7 +6,7 @@ the actions that read a run; the numbers and the JSON follow docs/playbook.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -56,16 +56,18 @@ class AccountScore:
 
     def group_points(self) -> dict[str, float]:
         """Points per group, rounded (`round2`)."""
-        table = getattr(self.groups, "group_points", None)  # the engine's lazy breakdown
-        if table is not None:
-            return dict(table())
+        table: Callable[[], dict[str, float]] | None = getattr(self.groups, "group_points", None)
+        if table is not None:  # the engine's lazy breakdown reads its columns
+            return table()
         return {g.name: round2(g.points) for g in self.groups}
 
     def rule_points(self) -> dict[str, dict[str, float]]:
         """Points per rule by group, rounded (`round2`)."""
-        table = getattr(self.groups, "rule_points", None)
-        if table is not None:
-            return dict(table())
+        rules: Callable[[], dict[str, dict[str, float]]] | None = getattr(
+            self.groups, "rule_points", None
+        )
+        if rules is not None:
+            return rules()
         return {g.name: {r.name: round2(r.points) for r in g.rules} for g in self.groups}
 
     def to_json(self) -> dict[str, Any]:

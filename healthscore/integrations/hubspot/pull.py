@@ -90,7 +90,7 @@ from typing import Any
 import polars as pl
 
 from healthscore.core.crm import CrmList, CrmSnapshot, Owner, association_ids, is_custom_object
-from healthscore.core.frame import CrmFrame, FrameBuilder, ObjectFrame, id_order
+from healthscore.core.frame import CrmFrame, FrameBuilder, ObjectFrame, sorted_by_id
 from healthscore.core.playbook import Playbook
 from healthscore.errors import SourceError
 from healthscore.integrations import Progress, ensure_reachable
@@ -408,13 +408,7 @@ class _Puller:
             sources.append(source_id)
         edges = pl.DataFrame({"id": targets, "to": sources}, schema=_EDGE_SCHEMA)
         del targets, sources
-        order = [key.alias(f":{key.meta.output_name()}") for key in id_order(pl.col("to"))]
-        return (
-            edges.unique(maintain_order=True)
-            .with_columns(order)
-            .sort([e.meta.output_name() for e in order], maintain_order=True)
-            .select("id", "to")
-        )
+        return sorted_by_id(edges.unique(maintain_order=True), "to")
 
     def association_pairs(
         self, from_type: str, to_type: str, ids: Sequence[str]
@@ -634,7 +628,7 @@ class _Puller:
             merged_frame = ObjectFrame.concat([known, self.records_by_id(object_type, missing)])
             changed[object_type] = len(updated)
             labels = self.labels.get(object_type, {})  # as the association read gave them now
-            objects[object_type] = merged_frame.linked_edges(
+            objects[object_type] = merged_frame.linked(
                 self.account_type, edges, labels
             ).sorted_by_id()
         return CrmSnapshot(owners, frame=CrmFrame(objects)), changed
