@@ -13,13 +13,15 @@ Each run is `flows.score_accounts` in a fresh process, so its peak RSS is its ow
 
 Printed side by side for both runs:
 - HubSpot calls (the sandbox's count) against the batch minimum. Full run: owners
-  ceil(O/500) + companies ceil(A/100) + T*ceil(A/1000) association batches + sum_t
+  ceil(O/500) + companies ceil(A/100) + the association read X + sum_t
   ceil(R_t/100) records + write-back batches ceil(W/100) + the write-back's property
-  setup. Second run, two minima: the issue's (owners + one search page per type +
-  write-back batches + property read) and the exact one this pull needs (that plus
-  the archived list page, the T*ceil(A/1000) association re-read that association
-  changes, which bump no modification date, require, and one page for our last
-  write-back's window). Action calls (HubSpot lists) count in both calls and minima.
+  setup, where X is the cheaper of one CRM export (start, one status poll, the file:
+  3) and T*ceil(A/1000) v4 association batches. Second run, two minima: the issue's
+  (owners + one search page per type + write-back batches + property read) and the
+  exact one this pull needs (that plus the archived list page, the association
+  re-read X that association changes, which bump no modification date, require, and
+  one page for our last write-back's window). Action calls (HubSpot lists) count in
+  both calls and minima.
 - Wall time of the flow run against the rate-limit floor (HubSpot calls / 19 per s).
 - Seconds per task (Prefect's task runs), the process's peak RSS (`VmHWM`) and the
   largest RSS sampled (every 50 ms) during each task, the database size.
@@ -167,6 +169,7 @@ def _change(hubspot_url: str, ids: list[str]) -> None:
 def _minimum(seed: dict[str, Any], run: dict[str, Any], full: bool) -> tuple[int, int]:
     """(the issue's minimum, the exact pull's minimum) of HubSpot calls for this run."""
     from healthscore.core.playbook import load_playbook
+    from healthscore.integrations.hubspot.exports import EXPORT_CALLS
 
     playbook = load_playbook(PLAYBOOK)
     related = sorted(k for k in playbook.required_properties() if k != playbook.object)
@@ -178,16 +181,17 @@ def _minimum(seed: dict[str, Any], run: dict[str, Any], full: bool) -> tuple[int
     actions = run["calls_total"] - summary["pull_calls"] - summary["writeback_calls"]
     owners = math.ceil(len(seed["owners"]) / 500)
     write = batches + setup + actions
+    associations = min(EXPORT_CALLS, len(related) * math.ceil(accounts / 1000))
     if full:
         linked = {
             kind: sum(1 for r in seed.get(kind, []) if r.get("associations", {}).get("companies"))
             for kind in related
         }
-        pull = owners + math.ceil(accounts / 100) + len(related) * math.ceil(accounts / 1000)
+        pull = owners + math.ceil(accounts / 100) + associations
         pull += sum(math.ceil(n / 100) for n in linked.values())
         return pull + write, pull + write
     issue = owners + 1 + len(related) + write
-    exact = issue + 1 + len(related) * math.ceil(accounts / 1000) + 1
+    exact = issue + 1 + associations + 1
     return issue, exact
 
 
@@ -343,6 +347,8 @@ def _print(
     print(f"{'':{width}}  {'run 1 (first)':>16}  {'run 2':>16}")
     for label, a, b in rows:
         print(f"{label:{width}}  {a:>16}  {b:>16}")
+    for number, run in enumerate(runs, 1):
+        print(f"run {number} {run['summary'].get('pull_associations') or 'associations: -'}")
     print("\nHubSpot calls per endpoint (run 1 / run 2):")
     for endpoint in sorted({e for r in runs for e in r["calls"]}):
         made = [f"{r['calls'].get(endpoint, 0):6,}" for r in (first, second)]

@@ -210,6 +210,7 @@ def score_playbook(
         summary.pull_shared_with = [name for name in pulled.shared_by if name != playbook.name]
         summary.pull_incremental, summary.pull_calls = pulled.incremental, pulled.calls
         summary.pull_reason = pulled.reason
+        summary.pull_associations = pulled.associations
         if dry_run:
             summary.writeback_skipped = "dry run"
         elif backfill:

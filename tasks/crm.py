@@ -77,11 +77,12 @@ def pull_crm(
         also=also or (),
     )
     logger.info(
-        "pulled %d records from %s (%s: %s; %d API calls)",
+        "pulled %d records from %s (%s: %s; %d API calls%s)",
         pulled.records,
         source,
         "incremental" if pulled.incremental else "full",
         pulled.reason,
         pulled.calls,
+        f"; {pulled.associations}" if pulled.associations else "",
     )
     return pulled

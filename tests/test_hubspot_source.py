@@ -2,7 +2,9 @@
 
 The call counts asserted here are derived in the test from the snapshot and
 HubSpot's documented limits (100 a list page, 1,000 ids an association batch,
-100 a batch read), not read back from the source.
+100 a batch read), not read back from the source. At 2,000 companies and 4
+related types one CRM export (start, status, file: 3 calls) reads the
+associations more cheaply than 8 association batches, so the pulls use it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ from healthscore.sandbox import running_sandbox
 from tests.conftest import PLAYBOOKS
 
 AS_OF = DEFAULT_AS_OF.isoformat()
+V4_READ = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"
+EXPORT_CALLS = {  # one CRM export: start it, its status (ready at once here), its file
+    "POST /crm/v3/exports/export/async": 1,
+    "GET /crm/v3/exports/export/async/tasks/{taskId}/status": 1,
+    "GET /hubfs/exports/{fileName}": 1,
+}
 PLAYBOOK = load_playbook(PLAYBOOKS / "default.yaml")
 
 
@@ -116,13 +124,12 @@ def test_full_pull_makes_exactly_the_batch_minimum_of_calls(
     related_types = sorted(k for k in PLAYBOOK.required_properties() if k != "companies")
     assert related_types == ["calls", "contacts", "meetings", "tickets"]
 
+    assert len(related_types) * math.ceil(len(companies) / 1000) == 8  # v4 batches, > 3
     expected = {
         "GET /crm/v3/owners": math.ceil(len(seed["owners"]) / 500),
         "GET /crm/v3/objects/{objectType}": math.ceil(len(companies) / 100),
-        # one association batch per 1,000 companies, for each related type
-        # (no company has more than 500 records of a type, so no per-id paging)
-        "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read": len(related_types)
-        * math.ceil(len(companies) / 1000),
+        # every company's associations of every related type: one CRM export
+        **EXPORT_CALLS,
         # one batch read per 100 associated records of each type
         "POST /crm/v3/objects/{objectType}/batch/read": sum(
             math.ceil(sum(1 for r in seed[kind] if r["associations"].get("companies")) / 100)
@@ -138,6 +145,26 @@ def test_full_pull_makes_exactly_the_batch_minimum_of_calls(
     assert counted["calls"] == expected
     assert result.calls == sum(expected.values()) == counted["total_calls"]
     assert result.incremental is False
+    assert result.associations == (
+        "associations: tickets, contacts, meetings, calls from one CRM export (1 status poll)"
+    )
+
+
+def test_the_v4_batch_read_gives_the_same_snapshot_as_the_export(
+    sandbox: Any, full_pull: tuple[PullResult, dict[str, Any]], seed: dict[str, Any]
+) -> None:
+    connection = fast_connection(sandbox.hubspot_url)
+    connection.association_read = "batch"
+    httpx.post(f"{sandbox.base_url}/_sandbox/clear-stats")
+    batch = pull(PLAYBOOK, connection)
+    # one association batch per 1,000 companies, for each related type
+    # (no company has more than 500 records of a type, so no per-id paging)
+    assert stats(sandbox.base_url)["calls"][V4_READ] == 4 * math.ceil(len(seed["companies"]) / 1000)
+    assert (
+        batch.associations
+        == "associations: tickets, contacts, meetings, calls with the v4 batch read"
+    )
+    assert batch.snapshot.to_json() == full_pull[0].snapshot.to_json()
 
 
 def test_full_pull_returns_the_seeded_records(
@@ -175,14 +202,15 @@ def test_incremental_pull_after_changing_20_companies_makes_a_handful_of_calls(
     counted = stats(sandbox.base_url)
     # owners (1 page) + one search per object type: companies, calls, contacts, meetings,
     # tickets; the archived companies (1 page, none); the associations of all 2,000
-    # companies re-read for each of the 4 related types (1,000 ids a call: 4 * 2 = 8)
+    # companies re-read for each of the 4 related types: one export (3 calls, where the
+    # v4 read would take 1,000 ids a call: 4 * 2 = 8)
     assert counted["calls"] == {
         "GET /crm/v3/owners": 1,
         "POST /crm/v3/objects/{objectType}/search": 5,
         "GET /crm/v3/objects/{objectType}": 1,
-        "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read": 8,
+        **EXPORT_CALLS,
     }
-    assert second.incremental is True and second.calls == 15
+    assert second.incremental is True and second.calls == 10
     assert second.changed == {
         "companies": 20,
         "calls": 0,

@@ -8,7 +8,9 @@ write-back task does; sometimes right after another edit of a company, which our
 write's modification date then covers).
 After every step the run's pull goes the way the flow's does (the cache read
 from and written to the history store, SQLite and PostgreSQL) and must give
-exactly the snapshot, hence the scores, of a fresh full pull. 2 x 10 examples
+exactly the snapshot, hence the scores, of a fresh full pull. The run's pull reads
+the associations from one CRM export (`association_read="export"`), the full pull it
+is checked against with the v4 batch read: the two reads agree at every step. 2 x 10 examples
 x 10 steps = 200 steps in CI. One sandbox per database: its CRM only grows more
 varied from example to example, and the test's list of live ids stays true to it
 (a sandbox shared by both databases would have archived ids the second one
@@ -52,7 +54,9 @@ def _nth(ids: list[str], pick: int) -> str:
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxUrls]:
-    with running_sandbox(seed(), rate_limit=100_000, search_rate_per_second=1_000) as urls:
+    with running_sandbox(
+        seed(), rate_limit=100_000, search_rate_per_second=1_000, export_daily_limit=10_000
+    ) as urls:
         yield urls
 
 
@@ -66,6 +70,9 @@ def test_an_incremental_run_always_scores_like_a_full_pull(
     hubspot = HubSpot(access_token="test-token", host=sandbox.hubspot_url)
     crm = hubspot.crm
     connection = fast_connection(sandbox.hubspot_url)
+    connection.association_read = "export"  # the run's pull (and the write-back)
+    checking = fast_connection(sandbox.hubspot_url)
+    checking.association_read = "batch"  # the full pull it must equal
     live = {"companies": ["601", "801"], "tickets": [], "meetings": ["7001", "7801"]}
     live["contacts"] = ["5001"]
     steps = {"runs": 0, "incremental": 0, "writes": 0}
@@ -179,7 +186,8 @@ def test_an_incremental_run_always_scores_like_a_full_pull(
                 self.last = (run_id, pulled.snapshot)
                 self.cache_started = True
                 assert pulled.incremental is started, pulled.reason
-                full = pull(STALE, connection, extra_properties=cached._extra([STALE])).snapshot
+                assert pulled.associations.endswith("from one CRM export (1 status poll)")
+                full = pull(STALE, checking, extra_properties=cached._extra([STALE])).snapshot
                 assert pulled.snapshot.to_json() == full.to_json()
                 assert _scores(pulled.snapshot) == _scores(full)
                 steps["runs"] += 1

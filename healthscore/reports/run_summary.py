@@ -105,6 +105,7 @@ class RunSummary:
     pull_incremental: bool = False
     pull_calls: int = 0
     pull_reason: str = ""  # why the pull was full or incremental
+    pull_associations: str = ""  # how it read the associations (`PulledCrm.associations`)
     pull_shared_with: list[str] = field(default_factory=list)
     """The other playbooks scored from the same pull (`run -p a.yaml -p b.yaml`)."""
     enrichment: list[EnrichmentSummary] = field(default_factory=list)
@@ -202,6 +203,7 @@ def markdown_report(playbook: Playbook, summary: RunSummary) -> str:
         + ("incremental" if summary.pull_incremental else "full")
         + f" pull, {summary.pull_calls} API calls"
         + (f"; {summary.pull_reason}" if summary.pull_reason else "")
+        + (f"; {summary.pull_associations}" if summary.pull_associations else "")
         + (
             f"; shared with {', '.join(summary.pull_shared_with)}"
             if summary.pull_shared_with

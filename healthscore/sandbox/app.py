@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from healthscore.core.crm import SnapshotError
 
-from . import hubspot, hubspot_scopes, jira, slack
+from . import hubspot, hubspot_exports, hubspot_scopes, jira, slack
 from .limits import Fault, Limits
 from .state import SandboxState
 
@@ -132,6 +132,7 @@ class SandboxApp:
             routes=[
                 *_inspection_routes(),
                 *hubspot.routes(),
+                *hubspot_exports.routes(),
                 *hubspot_scopes.routes(),
                 *slack.routes(),
                 *jira.routes(),
@@ -220,6 +221,10 @@ class SandboxApp:
             return None
         vendor = vendor_of(scope["path"])
         if vendor is None:
+            if hubspot_exports.is_file_path(scope["path"]):
+                # An export's file link: counted, but like HubSpot's file links it needs
+                # no token and spends no API rate limit.
+                self.limits.record_call(self.endpoint_name(scope))
             await self.router(scope, receive, send)
             return None
         self.limits.record_call(self.endpoint_name(scope))

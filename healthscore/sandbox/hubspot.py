@@ -5,7 +5,8 @@ get, create, update, archive, batch read/create/update/archive, search, merge),
 associations v4 (batch read/create/archive, per record read/create/delete, labels),
 owners, properties and property groups, lists v3 with manual memberships, and
 custom object schemas. Specs: HubSpot/HubSpot-public-api-spec-collection,
-PublicApiSpecs/CRM/*/Rollouts/*/v3|v4/*.json.
+PublicApiSpecs/CRM/*/Rollouts/*/v3|v4/*.json. The CRM Exports API is in
+`hubspot_exports`.
 """
 
 from __future__ import annotations

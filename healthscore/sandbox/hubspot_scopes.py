@@ -18,7 +18,8 @@ collection (github.com/HubSpot/HubSpot-public-api-spec-collection, under
 - custom object schemas: `CRM/Schemas/Rollouts/145900/v3/schemas.json` (reads take
   `crm.schemas.custom.read`);
 - account info: `Account/Account Info/Rollouts/144923/v3/accountInfo.json` (`oauth`,
-  which every token carries).
+  which every token carries);
+- exports: `CRM/Exports/Rollouts/95922/v3/exports.json` (`crm.export`).
 
 A value is a list of alternatives; any one alternative suffices and every scope
 inside an alternative is needed, as OpenAPI's `security` list means.
@@ -173,6 +174,9 @@ _OTHER: dict[str, Alternatives] = {
     "GET /crm/v3/owners/{ownerId}": _one("automation", "crm.objects.owners.read"),
     "GET /account-info/v3/details": _one(IMPLICIT_SCOPE),
     "GET /account-info/v3/api-usage/daily/private-apps": _one(IMPLICIT_SCOPE),
+    "POST /crm/v3/exports/export/async": _one("crm.export"),
+    "GET /crm/v3/exports/export/async/tasks/{taskId}/status": _one("crm.export"),
+    "GET /crm/v3/exports/export/{exportId}": _one("crm.export"),
 }
 
 

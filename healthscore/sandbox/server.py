@@ -23,6 +23,7 @@ from healthscore.core.crm import CrmSnapshot
 
 from .app import DROPPED, SandboxApp, create_app
 from .hubspot import SEARCH_RESULT_CAP
+from .hubspot_exports import EXPORT_DAILY_LIMIT, EXPORT_PARTITION_ROWS
 from .limits import Limits
 from .state import SandboxState
 
@@ -118,6 +119,9 @@ def running_sandbox(
     slack_tokens: Mapping[str, Sequence[str]] | None = None,
     slack_channel_rate: float | None = None,
     search_cap: int = SEARCH_RESULT_CAP,
+    export_daily_limit: int = EXPORT_DAILY_LIMIT,
+    export_seconds: float = 0.0,
+    export_partition_rows: int = EXPORT_PARTITION_ROWS,
 ) -> Iterator[SandboxUrls]:
     """Run the sandbox on 127.0.0.1 in a background thread for the duration of a `with`.
 
@@ -125,6 +129,11 @@ def running_sandbox(
     tokens' scopes unless `slack_tokens` is set; `slack_channel_rate` is chat.postMessage's
     per-channel limit in messages per second (None: off). `search_cap`: CRM search's
     results per query, HubSpot's 10,000 unless a test wants a smaller one.
+    `export_daily_limit` (CRM exports started per rolling 24 hours, HubSpot's 30),
+    `export_seconds` (how long an export stays PROCESSING, 0: ready at once) and
+    `export_partition_rows` (rows past which the file is a ZIP of CSVs, HubSpot's
+    1,000,000): the Exports API's knobs. All four are `SandboxState` attributes a test
+    may also change on `urls.state` while the sandbox runs; `/_sandbox/reset` keeps them.
     """
     app = _build(
         seed,
@@ -141,6 +150,9 @@ def running_sandbox(
         slack_channel_rate,
     )
     app.state.search_cap = search_cap
+    app.state.export_daily_limit = export_daily_limit
+    app.state.export_seconds = export_seconds
+    app.state.export_partition_rows = export_partition_rows
     _install_log_filter()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from healthscore.core.crm import OBJECT_TYPE_IDS, CrmSnapshot, SnapshotError
@@ -360,6 +362,30 @@ class HsList:
 
 
 @dataclass
+class HsExport:
+    """One CRM export (`POST /crm/v3/exports/export/async`), its file made when it started.
+
+    `requested_at` is the wall-clock start (the status' `requestedAt`/`startedAt`),
+    `ready_at` the `time.monotonic()` moment the export turns COMPLETE, `data` the
+    file's bytes (a CSV, or a ZIP of CSVs), kept until the state is reset.
+    """
+
+    export_id: str
+    name: str
+    export_type: str
+    object_type: str  # as the request named it
+    object_properties: list[str]
+    record_count: int
+    requested_at: datetime
+    seconds: float
+    ready_at: float
+    data: bytes
+    file_name: str  # the last segment of the file's URL: `<id>.csv` or `<id>.zip`
+    download_name: str  # Content-Disposition's filename
+    media_type: str
+
+
+@dataclass
 class HubSpotState:
     objects: dict[str, dict[str, HsObject]] = field(default_factory=dict)
     # (from type, to type) -> from id -> ordered to ids; kept in both directions.
@@ -389,6 +415,10 @@ class HubSpotState:
     next_custom_type_id: itertools.count[int] = field(
         default_factory=lambda: itertools.count(FIRST_CUSTOM_TYPE_ID)
     )
+    # CRM exports by id, and the `time.monotonic()` starts of the rolling 24-hour window.
+    exports: dict[str, HsExport] = field(default_factory=dict)
+    export_starts: deque[float] = field(default_factory=deque)
+    next_export_id: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def resolve_type(self, name: str) -> str | None:
         """`companies`, `company`, `0-2` -> `companies`; None for a type nobody knows.
@@ -837,6 +867,14 @@ class SandboxState:
     jira_deployment_type: str = "Server"
     search_cap: int = 10_000
     """CRM search's result cap per query (HubSpot's is 10,000; smaller caps keep tests small)."""
+    export_daily_limit: int = 30
+    """CRM exports started per rolling 24 hours (HubSpot's Exports guide, "Limits": 30)."""
+    export_seconds: float = 0.0
+    """Seconds an export stays PROCESSING before it is COMPLETE (0: ready at once)."""
+    export_partition_rows: int = 1_000_000
+    """Rows past which an export's file is a ZIP of CSVs of at most this many rows each
+    (HubSpot changelog "Large Export Partitioning and Association Limits", 2025-04-28).
+    Like `search_cap`, these three are settings: `reset()` keeps them."""
 
     @classmethod
     def from_seed(

@@ -53,6 +53,7 @@ class PulledCrm:
     # the properties it read beyond that playbook's (`_extra`: the others', write-backs)
     lead: Playbook | None = None
     extra_properties: dict[str, list[str]] = field(default_factory=dict)
+    associations: str = ""  # how the associations were read (one export, the v4 read and why)
 
     @property
     def records(self) -> int:
@@ -151,6 +152,7 @@ def pull(
         if use and cached is not None and cached.writes_json
         else None,
         consume_previous=True,  # unpacked for this pull alone
+        extra_labelled={kind for p in also for kind in p.labelled_types()},
     )
     full_at = last_full if result.incremental and last_full else result.pulled_at
     entry = CacheEntry(
@@ -166,6 +168,7 @@ def pull(
         [p.name for p in (playbook, *also)],
         lead=playbook,
         extra_properties=_extra([playbook, *also]),
+        associations=result.associations,
     )
 
 

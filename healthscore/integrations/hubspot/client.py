@@ -23,10 +23,12 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from hubspot import HubSpot
+from urllib3 import PoolManager
 from urllib3.exceptions import HTTPError, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from healthscore.errors import ConfigError
+from healthscore.errors import ConfigError, VendorError
+from healthscore.integrations.hubspot.exports import EXPORT_WAIT
 from healthscore.integrations.pacing import RateLimiter
 
 HUBSPOT_URL = "https://api.hubapi.com"
@@ -83,6 +85,13 @@ class WriteOnceRetry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
+def no_wait_retry() -> Retry:
+    """Retries only for a connection that was never made: for a request whose refusal
+    (a 429 of a daily limit, a 5xx) the caller answers by doing without it, not by
+    waiting (urllib3 would sleep for whatever `Retry-After` says)."""
+    return Retry(total=2, connect=2, read=0, status=0, other=0, raise_on_status=False)
+
+
 def default_retry() -> Retry:
     return WriteOnceRetry(
         total=8,
@@ -137,12 +146,33 @@ class HubSpotConnection:
     # Size the burst limiter to the limit HubSpot announces with each answer (`fit_limits`);
     # `connect()` turns it on, a connection built with its own limiters keeps them.
     fit_to_announced: bool = False
+    # How a pull reads every account's associations (`hubspot.exports`): "auto" (one
+    # CRM export where it costs fewer calls than the v4 batch read), "export" (an
+    # export whenever one can serve), "batch" (the v4 batch read only).
+    association_read: str = "auto"
+    export_wait: float = EXPORT_WAIT  # s an export may take before the pull reads them itself
     client: HubSpot = field(init=False)
+    # The same client without waiting retries (`no_wait_retry`): for the export start,
+    # which a pull does without when HubSpot refuses it.
+    once: HubSpot = field(init=False)
+    _files: PoolManager | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.client = HubSpot(
-            access_token=self.token, host=self.base_url.rstrip("/"), retry=self.retry
-        )
+        host = self.base_url.rstrip("/")
+        self.client = HubSpot(access_token=self.token, host=host, retry=self.retry)
+        self.once = HubSpot(access_token=self.token, host=host, retry=no_wait_retry())
+
+    def download(self, url: str) -> bytes:
+        """The file at `url` (an export's result link), under the burst limit, with the
+        reads' retries. No token is sent: the link is signed, and may be on a file host.
+        Raises `VendorError` on an answer outside 2xx."""
+        if self._files is None:
+            self._files = PoolManager(retries=self.retry)
+        self.burst.acquire()
+        response = self._files.request("GET", url)
+        if not 200 <= response.status < 300:
+            raise VendorError(f"HTTP {response.status} reading {url.split('?', 1)[0]}")
+        return bytes(response.data)
 
     def call(
         self, function: Callable[..., T], *args: Any, search: bool = False, **kwargs: Any

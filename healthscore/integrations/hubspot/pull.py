@@ -17,20 +17,28 @@ only for what HubSpot tells us did not change:
 - merged accounts: the survivor is modified, so search returns it with
   `hs_merged_object_ids`; those ids leave the snapshot (the merged-away id is in
   neither list; an archived survivor's merged ids are read from the archived list);
-- associations: re-read for every account on every run (v4 batch read) because
-  creating or removing an association bumps neither record's modification date.
+- associations: re-read for every account on every run because creating or
+  removing an association bumps neither record's modification date: one CRM export
+  of the accounts with their associated ids (`exports`, ~3 calls whatever the
+  portal's size), or where that cannot serve, the v4 batch read (1,000 ids a call).
   Related records no account links to any more leave the snapshot (a ticket
   deleted as spam is archived, so it leaves the association read too); linked
   ids the cache does not hold are batch-read.
 
 Call budget for A accounts, T related types, C changed/new related records,
-D archived accounts (HubSpot keeps them 90 days), O owners:
-  full:        ceil(O/500) + ceil(A/100) + T*ceil(A/1000) + sum over types ceil(R_t/100)
+D archived accounts (HubSpot keeps them 90 days), O owners, and X the association
+read: 3 calls (export start, one status poll, the file; a poll more for each wait)
+or T*ceil(A/1000) with the v4 batch read:
+  full:        ceil(O/500) + ceil(A/100) + X + sum over types ceil(R_t/100)
   incremental: ceil(O/500) + (1+T) searches (+1 a page of 200 results,
                +1 for our write-back's range when the last run wrote)
-               + max(1, ceil(D/100)) + T*ceil(A/1000) + sum ceil(C_t/100) for unseen ids
-so 10,000 companies with 4 related types cost about 47 calls plus a batch read per
-100 newly linked records, against several hundred for a full pull. Past search's
+               + max(1, ceil(D/100)) + X + sum ceil(C_t/100) for unseen ids
+so 10,000 companies with 4 related types cost about 10 calls plus a batch read per
+100 newly linked records (47 with the v4 read), against several hundred for a full
+pull. The export is used where it costs fewer calls than the v4 read
+(`exports.worth_exporting`), for the standard object types whose labels no
+playbook reads; a refused, failed, late or unreadable export falls back to the v4
+read, and the run summary says which read ran and why. Past search's
 10,000-result cap the search goes on from the last modification date it read
 (sorted ascending: HubSpot's documented workaround); only more than 10,000
 changes within one millisecond would need a full pull.
@@ -100,6 +108,12 @@ from healthscore.integrations.hubspot.client import (
     connect,
     unreachable_hint,
 )
+from healthscore.integrations.hubspot.exports import (
+    EXPORT_NAMES,
+    AssociationExport,
+    ExportUnusable,
+    worth_exporting,
+)
 from healthscore.integrations.hubspot.writeback import OwnWrites, epoch_millis
 
 LIST_PAGE = 100
@@ -131,6 +145,7 @@ class PullResult:
     calls: int = 0
     changed: dict[str, int] = field(default_factory=dict)
     reason: str = ""  # why this kind of pull ran, for the run summary
+    associations: str = ""  # how the associations were read, for the run summary
 
 
 def modified_property(object_type: str) -> str:
@@ -167,6 +182,7 @@ def pull(
     own_writes: OwnWrites | None = None,
     extra_lists: Mapping[str, Iterable[str]] | None = None,
     consume_previous: bool = False,
+    extra_labelled: Iterable[str] = (),
 ) -> PullResult:
     """Pull what `playbook` needs: incrementally from `previous` when given, else fully.
 
@@ -177,8 +193,11 @@ def pull(
     `extra_lists` (`{object type: list names or ids}`): more lists to read, e.g. those
     of other playbooks scored from this pull. `consume_previous`: `previous` is the
     caller's to lose; its frames are dropped as they are merged (a smaller peak).
+    `extra_labelled`: object types whose association labels other playbooks scored
+    from this pull read (`Playbook.labelled_types`): read with their labels.
     """
     puller = _puller(playbook, connection, extra_properties, progress)
+    puller.labelled = playbook.labelled_types() | set(extra_labelled)
     needs = puller.needs
     signature = hashlib.sha256(json.dumps(needs, sort_keys=True).encode()).hexdigest()[:16]
     started = datetime.now(UTC)
@@ -193,7 +212,16 @@ def pull(
             )
             snapshot = _with_lists(puller, playbook, snapshot, extra_lists)
             reason = f"changes since {since.isoformat(timespec='seconds')}"
-            return PullResult(snapshot, started, True, signature, puller.calls, changed, reason)
+            return PullResult(
+                snapshot,
+                started,
+                True,
+                signature,
+                puller.calls,
+                changed,
+                reason,
+                puller.association_read(),
+            )
         except SearchCapReached as exc:
             reason = (
                 f"more than {connection.search_cap:,} {exc} changed in one millisecond "
@@ -201,7 +229,16 @@ def pull(
             )
     snapshot = _with_lists(puller, playbook, puller.full(), extra_lists)
     changed = snapshot.counts()
-    return PullResult(snapshot, started, False, signature, puller.calls, changed, reason)
+    return PullResult(
+        snapshot,
+        started,
+        False,
+        signature,
+        puller.calls,
+        changed,
+        reason,
+        puller.association_read(),
+    )
 
 
 def _with_lists(
@@ -302,6 +339,11 @@ class _Puller:
         # [labels]}}} (the labels of the account -> record association types)
         self.labels: dict[str, dict[str, dict[str, list[str]]]] = {}
         self.schemas: dict[str, dict[str, Any]] = {}  # custom object types, by the name used
+        self.labelled: set[str] = set()  # types whose labels a playbook reads: the v4 read
+        self.export: AssociationExport | None = None  # `start_export`
+        self.exported: set[str] | None = None  # the accounts the export's file lists
+        self.export_failed = ""  # why an export was refused or not used
+        self.v4_types: list[str] = []  # types whose associations the v4 batch read read
 
     def call(self, function: Any, *args: Any, search: bool = False, **kwargs: Any) -> Any:
         self.calls += 1
@@ -345,10 +387,15 @@ class _Puller:
     def full(self) -> CrmSnapshot:
         owners = self.owners()
         accounts = self.list_records(self.account_type, self.needs[self.account_type])
+        self.start_export(len(accounts))
         objects: dict[str, ObjectFrame] = {self.account_type: accounts}
         account_ids = accounts.ids.to_list()
         for object_type in self.related_types():
-            links = self.associations(self.account_type, object_type, account_ids)
+            links: dict[str, list[str]] = {}
+            edges = self.account_edges(object_type, account_ids)
+            for record_id, account_id in edges.iter_rows():
+                links.setdefault(record_id, []).append(account_id)
+            del edges
             objects[object_type] = self.records_by_id(object_type, links)
         return CrmSnapshot(owners, frame=CrmFrame(objects))
 
@@ -387,14 +434,80 @@ class _Puller:
             if after is None:
                 return builder.frame()
 
-    def associations(
-        self, from_type: str, to_type: str, ids: Sequence[str]
-    ) -> dict[str, list[str]]:
-        """`{to_id: [from_ids]}` for every association of `ids` (`association_pairs`)."""
-        linked: dict[str, list[str]] = {}
-        for target_id, source_id in self.association_pairs(from_type, to_type, ids):
-            linked.setdefault(target_id, []).append(source_id)
-        return linked
+    # ------------------------------------------------------------ associations
+
+    def start_export(self, accounts: int) -> None:
+        """Start the export that reads every account's associations (`exports`), when
+        it costs fewer calls than the v4 read of `accounts` accounts would; the types
+        whose labels a playbook reads, and custom objects, stay with the v4 read."""
+        types = [
+            kind
+            for kind in self.related_types()
+            if kind in EXPORT_NAMES and kind not in self.labelled
+        ]
+        mode = self.connection.association_read
+        if self.account_type not in EXPORT_NAMES or not types or mode == "batch":
+            return
+        if mode == "auto" and not worth_exporting(types, accounts, ASSOCIATION_BATCH):
+            return
+        exports = self.connection.once.crm.exports.public_exports_api
+        try:
+            self.export = AssociationExport.start(
+                lambda body: self.read(exports.start, body),
+                self.account_type,
+                types,
+                call=lambda task: self.read(self.crm.exports.public_exports_api.get_status, task),
+                download=self.download,
+                progress=lambda what: self.report(what, 0, None),
+                wait=self.connection.export_wait,
+            )
+        except ExportUnusable as exc:
+            self.export_failed = str(exc)
+
+    def download(self, url: str) -> bytes:
+        with self._counting:
+            self.calls += 1
+        return self.connection.download(url)
+
+    def account_edges(self, object_type: str, account_ids: Sequence[str]) -> pl.DataFrame:
+        """Every association of the accounts to `object_type` records (`association_edges`'s
+        table): from the export when it covers the type, else the v4 batch read.
+
+        Accounts the export's file does not list (created after it started) are read
+        with the v4 read; an export that turns out unusable gives way to the v4 read
+        for every type (`export_failed` says why).
+        """
+        export = self.export
+        if export is not None and object_type in export.types:
+            try:
+                edges = export.edges(object_type, account_ids)
+                if self.exported is None:
+                    self.exported = export.exported_ids()
+                later = [i for i in account_ids if i not in self.exported]
+                if later:
+                    edges = pl.concat(
+                        [edges, self.association_edges(self.account_type, object_type, later)]
+                    )
+                return sorted_by_id(edges, "to")
+            except ExportUnusable as exc:
+                self.export, self.export_failed = None, str(exc)
+        self.v4_types.append(object_type)
+        return self.association_edges(self.account_type, object_type, account_ids)
+
+    def association_read(self) -> str:
+        """How this pull read the associations, for the run summary."""
+        parts = []
+        if self.export is not None:
+            kinds = [k for k in self.export.types if k not in self.v4_types]
+            polls = self.export.polls
+            parts.append(
+                f"{', '.join(kinds)} from one CRM export ({polls} status "
+                f"poll{'s' if polls != 1 else ''})"
+            )
+        if self.v4_types:
+            why = f": {self.export_failed}" if self.export_failed else ""
+            parts.append(f"{', '.join(self.v4_types)} with the v4 batch read{why}")
+        return "associations: " + "; ".join(parts) if parts else ""
 
     def association_edges(self, from_type: str, to_type: str, ids: Sequence[str]) -> pl.DataFrame:
         """Every association of `ids` as a table: `id` (the `to_type` record), `to` (the
@@ -583,9 +696,10 @@ class _Puller:
         returns now; cached properties for those the change search did not
         return, a batch read for ids the cache does not hold.
         """
+        cached = previous.frame.objects.get(self.account_type, ObjectFrame.empty())
+        self.start_export(len(cached))  # HubSpot prepares it while the changes are read
         owners = self.owners()
         changed: dict[str, int] = {}
-        cached = previous.frame.objects.get(self.account_type, ObjectFrame.empty())
         if own is not None and own.object_type != self.account_type:
             own = None
         if own is not None:
@@ -609,7 +723,7 @@ class _Puller:
         if consume:
             previous.frame.objects.pop(self.account_type, None)
         for object_type in self.related_types():
-            edges = self.association_edges(self.account_type, object_type, account_ids)
+            edges = self.account_edges(object_type, account_ids)
             linked = edges.get_column("id").unique(maintain_order=True)
             updated, _ = self.search_changed(object_type, since)
             cached = previous.frame.objects.get(object_type, ObjectFrame.empty())
