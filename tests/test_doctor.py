@@ -49,7 +49,8 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             {"id": "1", "properties": {"usage": "50", "last_login_date": "2026-01-01"}},
         ],
     }
-    with running_sandbox(seed, tokens={"pat-full": FULL, "pat-reduced": REDUCED}) as urls:
+    tokens = {"pat-full": FULL, "pat-reduced": REDUCED, "pat-export": [*FULL, "crm.export"]}
+    with running_sandbox(seed, tokens=tokens) as urls:
         monkeypatch.setenv("HUBSPOT_BASE_URL", urls.hubspot_url)
         yield urls
 
@@ -95,6 +96,23 @@ def test_full_token_and_a_correct_playbook_exit_0(
     )
     assert result.exit_code == 0, result.output
     assert result.output.endswith("book.yaml: setup OK on hubspot\n")
+    # crm.export is not needed, but without it every run pays the v4 association read
+    assert [line for line in result.output.splitlines() if line.startswith("note: ")] == [
+        "note: the HubSpot token has no crm.export: each run reads every account's "
+        "associations with the v4 batch read (a call per 1,000 accounts and related type) "
+        "instead of one export of 3 calls; add the scope to the app to save them"
+    ]
+
+
+def test_a_token_with_crm_export_gets_no_note(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-export")
+    result = runner.invoke(
+        app, ["doctor", "--playbook", playbook(tmp_path, "last_login_date"), "--source", "hubspot"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{tmp_path / 'book.yaml'}: setup OK on hubspot\n"
 
 
 ACTIONS = """

@@ -35,6 +35,7 @@ from healthscore.integrations import ensure_reachable
 from healthscore.integrations.hubspot.checks import (
     portal_properties,
     property_problems,
+    scope_notes,
     scope_problems,
     token_scopes,
 )
@@ -160,6 +161,8 @@ class SetupCheck:
     _enriched: dict[str, tuple[set[str], list[str]]] = field(
         default_factory=dict, init=False, repr=False
     )
+    notes: list[str] = field(default_factory=list, init=False)
+    """What the setup costs without being a problem (`scope_notes`); `doctor` prints them."""
     _slack: SlackSender | None = field(default=None, init=False, repr=False)
     _jira: JiraSender | None = field(default=None, init=False, repr=False)
 
@@ -214,6 +217,7 @@ class SetupCheck:
             except PermissionError as exc:
                 return [str(exc)]
             problems += scope_problems(playbook, self._scopes, writeback=writeback)
+            self.notes = scope_notes(self._scopes)
         readable = [t for t in playbook.required_properties() if t]
         if playbook.writeback:
             readable = sorted({*readable, playbook.object})

@@ -51,6 +51,8 @@ def doctor(
             fail(f"--source {source}: doctor checks a HubSpot portal (hubspot or sandbox)")
         check = SetupCheck(source, action_settings(source))
         problems = check.problems(book, scopes=not properties_only)
+    for line in check.notes:
+        out.print(f"note: {line}", markup=False)
     if problems:
         print_problems(problems)
         raise typer.Exit(2)

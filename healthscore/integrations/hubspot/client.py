@@ -281,7 +281,8 @@ def connect(
             f"no HubSpot token: set {TOKEN_ENV} to a private app or service key token "
             "(scopes: read for every object the playbook reads, e.g. crm.objects.companies.read, "
             "crm.objects.contacts.read, crm.objects.owners.read, tickets; for write-back "
-            "crm.objects.companies.write and crm.schemas.companies.write; lists crm.lists.write), "
+            "crm.objects.companies.write and crm.schemas.companies.write; lists crm.lists.write; "
+            "crm.export to read associations in one export), "
             "or store it in the Prefect Secret block `hubspot-access-token` for flows"
         )
     if not url.startswith(("http://", "https://")):
