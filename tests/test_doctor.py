@@ -61,13 +61,16 @@ def playbook(tmp_path: Path, login: str) -> str:
     return str(path)
 
 
+def doctor_as(monkeypatch: pytest.MonkeyPatch, token: str, book: str) -> Any:
+    """`healthscore doctor` of `book` on the sandbox's portal, as `token`."""
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", token)
+    return runner.invoke(app, ["doctor", "--playbook", book, "--source", "hubspot"])
+
+
 def test_reduced_token_and_a_typo_exit_2_listing_each(
     sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-reduced")
-    result = runner.invoke(
-        app, ["doctor", "--playbook", playbook(tmp_path, "last_login_dat"), "--source", "hubspot"]
-    )
+    result = doctor_as(monkeypatch, "pat-reduced", playbook(tmp_path, "last_login_dat"))
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("problem: ")]
     assert lines == [
@@ -90,10 +93,7 @@ def test_reduced_token_and_a_typo_exit_2_listing_each(
 def test_full_token_and_a_correct_playbook_exit_0(
     sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-full")
-    result = runner.invoke(
-        app, ["doctor", "--playbook", playbook(tmp_path, "last_login_date"), "--source", "hubspot"]
-    )
+    result = doctor_as(monkeypatch, "pat-full", playbook(tmp_path, "last_login_date"))
     assert result.exit_code == 0, result.output
     assert result.output.endswith("book.yaml: setup OK on hubspot\n")
     # crm.export is not needed, but without it every run pays the v4 association read
@@ -107,10 +107,7 @@ def test_full_token_and_a_correct_playbook_exit_0(
 def test_a_token_with_crm_export_gets_no_note(
     sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-export")
-    result = runner.invoke(
-        app, ["doctor", "--playbook", playbook(tmp_path, "last_login_date"), "--source", "hubspot"]
-    )
+    result = doctor_as(monkeypatch, "pat-export", playbook(tmp_path, "last_login_date"))
     assert result.exit_code == 0, result.output
     assert result.output == f"{tmp_path / 'book.yaml'}: setup OK on hubspot\n"
 

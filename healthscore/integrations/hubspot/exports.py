@@ -144,11 +144,11 @@ class AssociationExport:
     def edges(self, object_type: str, accounts: Iterable[str]) -> pl.DataFrame:
         """`object_type`'s associations of the exported accounts that are in `accounts`:
         `id` (the associated record), `to` (the account), each pair once, ordered by
-        account as the file lists them. Waits for the export the first time.
-        Raises `ExportUnusable`."""
+        account as the file lists them. Waits for the export the first time; each
+        type is given once (its table is let go). Raises `ExportUnusable`."""
         if self._edges is None:
             self._edges = self._read(self._wait())
-        edges = self._edges[object_type]
+        edges = self._edges.pop(object_type)
         wanted = pl.Series("to", list(accounts), dtype=pl.String)
         return edges.filter(pl.col("to").is_in(wanted.implode()))
 
