@@ -287,6 +287,21 @@ def test_ten_percent_faults_still_return_the_same_data() -> None:
     assert faulty.snapshot.to_json() == clean.to_json()
 
 
+def test_answers_cut_off_mid_body_are_asked_for_again() -> None:
+    """The sandbox sends a page's head and half its body, then closes the connection:
+    `call_json` reads the body itself (`_preload_content=False`), so the cut surfaces
+    there, not in urllib3's retries, and the page is asked for again."""
+    small = generate_snapshot(400, seed=5)
+    with running_sandbox(small, rate_limit=100_000, search_rate_per_second=1_000) as urls:
+        clean = pull(PLAYBOOK, fast_connection(urls.hubspot_url)).snapshot
+        faults = {"rate": 0.3, "seed": 3, "kinds": ["cut"], "path": "/crm/v3/objects/"}
+        httpx.post(f"{urls.base_url}/_sandbox/faults", json={**faults, "limit": 8})
+        cut = pull(PLAYBOOK, fast_connection(urls.hubspot_url))
+        counted = stats(urls.base_url)
+    assert counted["faults_by_kind"] == {"cut": 8}  # list pages and batch reads, cut
+    assert cut.snapshot.to_json() == clean.to_json()
+
+
 def test_429s_are_waited_out_honouring_retry_after() -> None:
     small = generate_snapshot(60, seed=9)  # 15 calls: one wait on a 10-call window
     with running_sandbox(small, rate_limit=10, search_rate_per_second=1_000) as urls:

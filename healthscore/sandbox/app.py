@@ -244,11 +244,20 @@ class SandboxApp:
         fault = self.limits.decide_fault(scope["path"])
         if fault is Fault.DROP:
             return DROPPED
+        if fault is Fault.CUT:  # the call is answered, but its body stops halfway
+            answered = await self._gated(vendor, scope, receive, _Cut(send), token)
+            return answered or DROPPED
         if fault is Fault.SLOW:
             await asyncio.sleep(self.limits.slow_seconds)
         elif fault is not None:
             await _fault_response(vendor, fault)(scope, receive, send)
             return None
+        return await self._gated(vendor, scope, receive, send, token)
+
+    async def _gated(
+        self, vendor: str, scope: Scope, receive: Receive, send: Send, token: str | None
+    ) -> object:
+        """The call past auth and faults: HubSpot's rate limits (and headers), then the route."""
         if vendor != "hubspot":
             return await self._route(vendor, scope, receive, send)
         is_search = scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/search")
@@ -271,6 +280,29 @@ class SandboxApp:
             await send(message)
 
         return await self._route(vendor, scope, receive, send_with_headers)
+
+
+class _Cut:
+    """An ASGI `send` that passes an answer's start and the first half of its body,
+    with more to come, and nothing after: the connection then closes mid-body (a
+    `Fault.CUT`), as a proxy or a load balancer that gives up mid-answer does."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.start: Message | None = None
+        self.body = bytearray()
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.start = message
+            return
+        if message["type"] != "http.response.body" or self.start is None:
+            return
+        self.body += message.get("body", b"")
+        if not message.get("more_body"):
+            await self.send(self.start)
+            half = bytes(self.body[: len(self.body) // 2])
+            await self.send({"type": "http.response.body", "body": half, "more_body": True})
 
 
 def _anonymous(vendor: str, path: str) -> bool:
@@ -366,7 +398,8 @@ async def _reset(request: Request) -> Response:
 
 
 async def _faults(request: Request) -> Response:
-    """`{"rate": p, "seed": n, "kinds": ["429", ...], "path": "/account-info/", "limit": 6}`:
+    """`{"rate": p, "seed": n, "kinds": ["429", ...], "path": "/account-info/", "limit": 6}`
+    (kinds: 429, 500, 502, 503, slow, drop, and cut, drawn only when named):
     faults decided before the handler; `path` and `limit` (optional) scope them to requests
     under a path and to a number of faults."""
     try:

@@ -25,6 +25,12 @@ class Fault(Enum):
     UNAVAILABLE = "503"
     SLOW = "slow"
     DROP = "drop"
+    CUT = "cut"  # the answer's head and half its body, then the connection closes
+
+    @classmethod
+    def usual(cls) -> list[Fault]:
+        """The kinds drawn when a test names none: a cut answer only when asked for."""
+        return [kind for kind in cls if kind is not cls.CUT]
 
     @property
     def status(self) -> int | None:
@@ -129,7 +135,7 @@ class Limits:
             raise ValueError("the fault limit is a count, 0 or more")
         with self._lock:
             self.fault_rate = rate
-            self.fault_kinds = list(kinds) if kinds else list(Fault)
+            self.fault_kinds = list(kinds) if kinds else Fault.usual()
             self.fault_path = path
             self._faults_left = limit
             self._rng = random.Random(seed)
