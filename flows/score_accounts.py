@@ -106,6 +106,7 @@ def score_accounts(
     the data folder).
     dashboard: where the HTML dashboard goes, a folder or a `.html` file (default
     `HEALTHSCORE_DASHBOARD_DIR`, else next to the SQLite file); not written on a dry run.
+    With several playbooks a `.html` file becomes one per playbook (`board-<name>.html`).
     full: pull every record instead of the changes since the cached pull (`run --full`).
     full_pull_every_days: the safety net of incremental pulls, which give exactly the
     scores of a full pull: a full pull anyway once the last one is this many days old.
@@ -147,6 +148,7 @@ def score_accounts(
                 dashboard=dashboard,
                 backfill=backfill,
                 enroll_existing=enroll_existing,
+                shared=len(playbooks.outcomes) > 1,
             )
     return finish_many(playbooks)
 
@@ -163,12 +165,14 @@ def score_playbook(
     dashboard: str | None,
     backfill: bool,
     enroll_existing: bool,
+    shared: bool = False,
 ) -> Any:
     """One playbook from a pulled snapshot: enrich, score, compare, store, write back, act,
     report; its tasks run in the calling flow run. The parameters are `score_accounts`'s;
     returns the summary (JSON). A plain function, not a subflow: a subflow's parameters
     (the whole snapshot) would be serialized to the Prefect API. `last`: no other
-    playbook scores from `pulled`, so it is released once written back."""
+    playbook scores from `pulled`, so it is released once written back. `shared`: the
+    run scores several playbooks (each its own dashboard file, `dashboard_path`)."""
     logger = get_run_logger()
     started = datetime.now(UTC)
     enriched = enrich_accounts(playbook, big(pulled.snapshot))
@@ -246,7 +250,7 @@ def score_playbook(
         summary.action_notes = plan.notes()
         publish_report(playbook, summary, big(comparisons))
         if run_id is not None:
-            publish_dashboard(playbook, db_url, dashboard)
+            publish_dashboard(playbook, db_url, dashboard, shared)
     except BaseException as exc:
         if run_id is not None:
             finish_run(db_url, run_id, RUN_FAILED, f"{type(exc).__name__}: {exc}"[:2000])

@@ -41,7 +41,7 @@ def publish_report(
 
 @task(name="dashboard", cache_policy=NO_CACHE)
 def publish_dashboard(
-    playbook: Playbook, db_url: str | None, target: str | None = None
+    playbook: Playbook, db_url: str | None, target: str | None = None, shared: bool = False
 ) -> str | None:
     """Write the dashboard HTML from the stored history and tell its story as artifacts.
 
@@ -60,7 +60,7 @@ def publish_dashboard(
     statuses = [(t.label, t.color) for t in playbook.thresholds]
     with open_store(db_url) as store:
         portfolio = load_portfolio(store, playbook.name, statuses)
-    path = dashboard_path(playbook.name, db_url, target)
+    path = dashboard_path(playbook.name, db_url, target, shared=shared)
     uri: str | None = None
     try:
         uri = write_dashboard(portfolio, path).as_uri()

@@ -181,11 +181,20 @@ def stored_scores(db_url: str, playbook: str) -> dict[str, float]:
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_two_playbooks_cost_one_pull_of_their_union_and_score_as_two_runs(
-    books: dict[str, str], sandbox: Any, db_url: str, tmp_path: Path
+    books: dict[str, str],
+    sandbox: Any,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clear(sandbox)
+    monkeypatch.setenv("HEALTHSCORE_DASHBOARD_DIR", str(tmp_path / "board.html"))
     both = run_flow([books["engagement"], books["support"]], db_url)
     together = calls(sandbox)
+    # one .html named for a run of two playbooks: a file each beside it, none overwritten
+    boards = sorted(p.name for p in tmp_path.glob("board*.html"))
+    assert boards == ["board-engagement.html", "board-support.html"]
+    assert "Support" in (tmp_path / "board-support.html").read_text(encoding="utf-8")
     assert together == UNION_CALLS
     assert [s["playbook"] for s in both] == ["Engagement", "Support"]
     assert [s["pull_calls"] for s in both] == [8, 8]  # the one pull, reported by each

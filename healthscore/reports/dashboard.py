@@ -106,19 +106,27 @@ def write_dashboard(portfolio: Portfolio, path: Path) -> Path:
     return atomic_write(path.expanduser().resolve(), dashboard_bytes(portfolio))
 
 
-def dashboard_path(playbook: str, db_url: str | None = None, target: str | None = None) -> Path:
+def dashboard_path(
+    playbook: str, db_url: str | None = None, target: str | None = None, *, shared: bool = False
+) -> Path:
     """Where a run writes its dashboard.
 
     `target` (or `$HEALTHSCORE_DASHBOARD_DIR`): a `.html` file, or a folder that gets
     `dashboard-<playbook>.html`. Default folder: next to the SQLite history file (the
     user already knows where that is), else the data folder for a database server.
+    `shared`: the run scores several playbooks, so a `.html` file named once becomes
+    one file per playbook beside it (`board.html` -> `board-<playbook>.html`), never
+    one overwritten by the next.
     """
     from healthscore.history import data_dir, default_db_url
     from healthscore.integrations.hubspot.writeback import slug
 
     chosen = target or os.environ.get(DASHBOARD_DIR_ENV, "").strip() or None
     if chosen and chosen.lower().endswith((".html", ".htm")):
-        return Path(chosen).expanduser()
+        path = Path(chosen).expanduser()
+        if shared:
+            return path.with_name(f"{path.stem}-{slug(playbook).replace('_', '-')}{path.suffix}")
+        return path
     if chosen:
         folder = Path(chosen).expanduser()
     else:
