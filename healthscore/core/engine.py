@@ -49,6 +49,7 @@ from healthscore.core.results import (
     NAME_PROPERTIES,
     AccountScore,
     GroupScore,
+    PointTables,
     RuleScore,
     account_name,
     round2,
@@ -539,7 +540,7 @@ class _Table:
         return GroupScore(group.name, float(self.points[g][at]), float(self.raw[g][at]), rules)
 
 
-class _Breakdown(Sequence[GroupScore]):
+class _Breakdown(Sequence[GroupScore], PointTables):
     """An account's `groups`, built from the run's columns each time they are read and
     not kept: a run that stores every account's breakdown holds one at a time."""
 

@@ -6,7 +6,8 @@ the actions that read a run; the numbers and the JSON follow docs/playbook.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -43,6 +44,22 @@ class GroupScore:
     rules: list[RuleScore]
 
 
+class PointTables(ABC):
+    """Groups that can give their rounded points without building `GroupScore`s: the
+    engine's breakdown (`engine._Breakdown`), read from the run's columns. A report of
+    100k accounts then builds no per-rule objects."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def group_points(self) -> dict[str, float]:
+        """`{group: points}`, rounded (`round2`)."""
+
+    @abstractmethod
+    def rule_points(self) -> dict[str, dict[str, float]]:
+        """`{group: {rule: points}}`, rounded (`round2`)."""
+
+
 @dataclass
 class AccountScore:
     id: str
@@ -56,18 +73,14 @@ class AccountScore:
 
     def group_points(self) -> dict[str, float]:
         """Points per group, rounded (`round2`)."""
-        table: Callable[[], dict[str, float]] | None = getattr(self.groups, "group_points", None)
-        if table is not None:  # the engine's lazy breakdown reads its columns
-            return table()
+        if isinstance(self.groups, PointTables):  # the engine's breakdown reads its columns
+            return self.groups.group_points()
         return {g.name: round2(g.points) for g in self.groups}
 
     def rule_points(self) -> dict[str, dict[str, float]]:
         """Points per rule by group, rounded (`round2`)."""
-        rules: Callable[[], dict[str, dict[str, float]]] | None = getattr(
-            self.groups, "rule_points", None
-        )
-        if rules is not None:
-            return rules()
+        if isinstance(self.groups, PointTables):
+            return self.groups.rule_points()
         return {g.name: {r.name: round2(r.points) for r in g.rules} for g in self.groups}
 
     def to_json(self) -> dict[str, Any]:
