@@ -148,6 +148,13 @@ actions:
     issue_type: Task
     summary: "{{ account.name }}"
 """
+READ_ONLY = """  - name: file it
+    do: jira
+    on: {status_changed_to: At-risk}
+    project: RO
+    issue_type: Task
+    summary: "{{ account.name }}"
+"""
 SOUND_JIRA = ACTIONS.replace("project: NOPE", "project: OPS").replace(
     "issue_type: Task", "issue_type: bug"
 )
@@ -171,7 +178,10 @@ def vendors(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             {"name": "renewals", "bot_member": False},
             {"name": "exec", "is_private": True, "bot_member": True},
         ],
-        "jira_projects": [{"key": "OPS", "name": "Operations", "issue_types": ["Bug"]}],
+        "jira_projects": [
+            {"key": "OPS", "name": "Operations", "issue_types": ["Bug"]},
+            {"key": "RO", "name": "Read only", "issue_types": ["Task"], "can_create": False},
+        ],
     }
     tokens = {"pat-full": FULL, "xoxb-reduced": SLACK_REDUCED, "xoxb-full": SLACK_FULL}
     with running_sandbox(seed, tokens=tokens) as urls:
@@ -197,7 +207,7 @@ def test_slack_scopes_channels_and_jira_projects_are_each_listed(
     vendors: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-reduced")
-    result = doctor(tmp_path, ACTIONS)
+    result = doctor(tmp_path, ACTIONS + READ_ONLY)
     assert result.exit_code == 2, result.output
     assert problems(result.output) == [
         "problem: Slack token lacks the scope chat:write (needed for posting messages)",
@@ -211,8 +221,11 @@ def test_slack_scopes_channels_and_jira_projects_are_each_listed(
         "problem: Jira project NOPE does not exist or the Jira user cannot see it "
         "(Jira answered 404)",
         "problem: Jira project OPS has no issue type Task (it has: Bug)",
+        # may browse RO (its issue type is there) but not create issues in it
+        "problem: the Jira user may not create issues in project RO (Jira permission "
+        "CREATE_ISSUES): grant it in the project's permission scheme",
     ]
-    assert result.output.splitlines()[-1] == "6 problems found."
+    assert result.output.splitlines()[-1] == "7 problems found."
 
 
 def test_an_invalid_slack_token_is_one_problem(

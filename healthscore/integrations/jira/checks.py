@@ -1,8 +1,13 @@
-"""`healthscore doctor`'s Jira checks: the credentials, each project and its issue types.
+"""`healthscore doctor`'s Jira checks: the credentials, each project, its issue types, and
+whether the user may create issues and comment there.
 
-One `GET /rest/api/2/project/{key}` per project (Jira REST "Get project": the
-project with its `issueTypes`, 404 `No project could be found with key 'X'.`
-when it does not exist or the user cannot browse it; 401 for bad credentials).
+Per project: `GET /rest/api/2/project/{key}` (Jira REST "Get project": the project
+with its `issueTypes`, 404 `No project could be found with key 'X'.` when it does
+not exist or the user cannot browse it; 401 for bad credentials), then `GET
+/rest/api/2/mypermissions?projectKey=X&permissions=CREATE_ISSUES,ADD_COMMENTS`
+(Jira REST "Get my permissions"; Cloud requires the keys): a user who may browse a
+project but not create issues in it otherwise passes the check and gets a 403 on
+the first issue of a run.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ def jira_problems(client: JIRA, wanted: Mapping[str, set[str]]) -> list[str]:
     Raises JIRAError for an answer other than 401/403/404 (a 5xx: not a setup fault).
     """
     problems: list[str] = []
+    needed = {"CREATE_ISSUES": "create issues", "ADD_COMMENTS": "comment on its issues"}
     for key in sorted(wanted):
         try:
             project = client.project(key)
@@ -33,6 +39,14 @@ def jira_problems(client: JIRA, wanted: Mapping[str, set[str]]) -> list[str]:
                 f"(Jira answered {exc.status_code})"
             )
             continue
+        granted = client.my_permissions(projectKey=key, permissions=",".join(needed))
+        for permission, what in needed.items():
+            entry = (granted.get("permissions") or {}).get(permission) or {}
+            if not entry.get("havePermission"):
+                problems.append(
+                    f"the Jira user may not {what} in project {key} (Jira permission "
+                    f"{permission}): grant it in the project's permission scheme"
+                )
         offered = {str(t.name).casefold(): str(t.name) for t in project.issueTypes}
         for name in sorted(wanted[key]):
             if name.casefold() not in offered:
