@@ -139,7 +139,7 @@ def test_labelled_types_keep_the_v4_read_the_others_come_from_the_export(
     counted = httpx.get(f"{crm.base_url}/_sandbox/stats").json()["calls"]
     assert exported.associations == (
         "associations: meetings from one CRM export (1 status poll); "
-        "contacts with the v4 batch read"
+        "contacts with the v4 batch read: its association labels are read"
     )
     assert counted["POST /crm/v3/exports/export/async"] == 1
     assert counted["POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"] == 1
@@ -164,7 +164,8 @@ def test_a_refused_export_falls_back_to_the_v4_read_and_says_why(tmp_path: Path)
     assert "from one CRM export" in first.associations
     assert second.associations == (
         "associations: contacts, meetings with the v4 batch read: "
-        "HubSpot refused the export (HTTP 429 Too Many Requests)"
+        "HubSpot refused the export (HTTP 429 Too Many Requests; HubSpot allows 30 exports "
+        "in a rolling 24 hours)"
     )
     # the refused start is one call, not retried: a daily limit is not waited out
     calls = counted.json()["calls"]

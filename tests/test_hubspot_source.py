@@ -162,7 +162,7 @@ def test_the_v4_batch_read_gives_the_same_snapshot_as_the_export(
     assert stats(sandbox.base_url)["calls"][V4_READ] == 4 * math.ceil(len(seed["companies"]) / 1000)
     assert (
         batch.associations
-        == "associations: tickets, contacts, meetings, calls with the v4 batch read"
+        == "associations: tickets, contacts, meetings, calls with the v4 batch read: asked for"
     )
     assert batch.snapshot.to_json() == full_pull[0].snapshot.to_json()
 

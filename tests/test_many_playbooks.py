@@ -257,6 +257,16 @@ def test_cli_run_with_two_playbooks_prints_both_and_exits_1_when_one_failed(
     assert good.exit_code == 0, good.output
     assert "Engagement: 3 accounts" in good.output and "Support: 3 accounts" in good.output
     assert "shared with Support" in good.output
+    # how the associations were read, and why (3 companies: the v4 read costs 1 call a type)
+    read = [line for line in good.stdout.splitlines() if line.startswith("  associations: ")]
+    assert (
+        read
+        == [
+            "  associations: meetings, tickets, contacts with the v4 batch read: no more calls "
+            "than an export"
+        ]
+        * 2
+    )
 
     bad = runner.invoke(
         app, [*common, "-p", books["broken"], "-p", books["support"], "--json", "--dry-run"]

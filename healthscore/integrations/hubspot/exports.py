@@ -66,6 +66,12 @@ EXPORT_NAMES = {
 standard objects by name, as the Exports guide writes them. Custom objects keep the
 v4 read (their column heading would be their label, which a schema change renames)."""
 
+REFUSALS = {
+    403: "; exports need the token scope crm.export",
+    429: "; HubSpot allows 30 exports in a rolling 24 hours",
+}
+"""What a refused export start most likely means, after HubSpot's status."""
+
 ID_COLUMN = "Record ID"
 EXPORT_CALLS = 3  # start, one status poll, the file: what an export costs at the least
 EXPORT_WAIT = 15 * 60.0  # s an export may take before the pull reads associations itself
@@ -135,7 +141,8 @@ class AssociationExport:
         try:
             located = start(body)
         except Exception as exc:
-            raise ExportUnusable(f"HubSpot refused the export ({_why(exc)})") from None
+            hint = REFUSALS.get(getattr(exc, "status", None) or 0, "")
+            raise ExportUnusable(f"HubSpot refused the export ({_why(exc)}{hint})") from None
         task_id = located.get("id") if isinstance(located, Mapping) else None
         if not task_id:
             raise ExportUnusable("HubSpot's answer to the export named no task id")

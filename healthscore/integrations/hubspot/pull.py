@@ -344,6 +344,7 @@ class _Puller:
         self.exported: set[str] | None = None  # the accounts the export's file lists
         self.export_failed = ""  # why an export was refused or not used
         self.v4_types: list[str] = []  # types whose associations the v4 batch read read
+        self.v4_why: dict[str, str] = {}  # type -> why the v4 read, not the export, read it
 
     def call(self, function: Any, *args: Any, search: bool = False, **kwargs: Any) -> Any:
         self.calls += 1
@@ -445,10 +446,17 @@ class _Puller:
             for kind in self.related_types()
             if kind in EXPORT_NAMES and kind not in self.labelled
         ]
+        for kind in self.related_types():
+            if kind in self.labelled:
+                self.v4_why[kind] = "its association labels are read"
+            elif kind not in EXPORT_NAMES or self.account_type not in EXPORT_NAMES:
+                self.v4_why[kind] = "a custom object"
         mode = self.connection.association_read
         if self.account_type not in EXPORT_NAMES or not types or mode == "batch":
             return
         if mode == "auto" and not worth_exporting(types, accounts, ASSOCIATION_BATCH):
+            for kind in types:
+                self.v4_why[kind] = "no more calls than an export"
             return
         exports = self.connection.once.crm.exports.public_exports_api
         try:
@@ -505,7 +513,16 @@ class _Puller:
                 f"poll{'s' if polls != 1 else ''})"
             )
         if self.v4_types:
-            why = f": {self.export_failed}" if self.export_failed else ""
+            if self.export_failed:
+                why = f": {self.export_failed}"
+            else:  # each type's own reason, the types of one reason together
+                reasons: dict[str, list[str]] = {}
+                for kind in self.v4_types:
+                    reasons.setdefault(self.v4_why.get(kind, "asked for"), []).append(kind)
+                if len(reasons) == 1:
+                    why = f": {next(iter(reasons))}"
+                else:
+                    why = " (" + "; ".join(f"{', '.join(k)}: {r}" for r, k in reasons.items()) + ")"
             parts.append(f"{', '.join(self.v4_types)} with the v4 batch read{why}")
         return "associations: " + "; ".join(parts) if parts else ""
 
