@@ -62,7 +62,7 @@ def test_validate_source_lists_typos_and_operator_types(portal: Any, tmp_path: P
     result = runner.invoke(app, ["validate", path, "--source", "hubspot"])
     assert result.exit_code == 2, result.output
     assert [line for line in result.output.splitlines() if line.startswith(path)] == [
-        f"{path}: valid — 'A', 1 groups, 3 rules, 0 actions, combine: sum",
+        f"{path}: valid — 'A', 1 group, 3 rules, 0 actions, combine: sum",
         f"{path}: companies: property last_login_dat does not exist in HubSpot; did you mean "
         "`last_login_date`?",
         f"{path}: companies: gt compares numbers, but plan is of type string",

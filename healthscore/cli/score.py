@@ -40,6 +40,7 @@ from healthscore.core.enrich import Enriched
 from healthscore.core.playbook import Playbook, PlaybookError
 from healthscore.core.scoring import AccountScore, Scorer, round2
 from healthscore.core.symbols import chip
+from healthscore.core.text import plural
 from healthscore.files import atomic_write
 from healthscore.playbooks import find_bundled
 from healthscore.reports.run_summary import EnrichmentSummary
@@ -93,8 +94,9 @@ def validate(
             err.print(f"warning: {warning}", markup=False)
         rules = sum(len(g.rules) for g in playbook.groups)
         out.print(
-            f"{path}: valid — {playbook.name!r}, {len(playbook.groups)} groups, {rules} rules, "
-            f"{len(playbook.actions)} actions, combine: {playbook.combine}",
+            f"{path}: valid — {playbook.name!r}, {plural(len(playbook.groups), 'group')}, "
+            f"{plural(rules, 'rule')}, {plural(len(playbook.actions), 'action')}, "
+            f"combine: {playbook.combine}",
             markup=False,
         )
     for clash in name_clashes(loaded):
@@ -368,7 +370,14 @@ def sample(
         int, typer.Option("--accounts", "-n", min=1, help="Number of companies.")
     ] = 500,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same file.")] = 7,
-    as_of: AsOfOption = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The moment the sample's dates lead up to (ISO 8601, UTC); default now.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Generate a realistic CRM snapshot (companies, CSMs, contacts with NPS, events)."""
     from healthscore.demo.sample import generate_snapshot

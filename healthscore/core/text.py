@@ -86,3 +86,8 @@ def cap(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(limit - 1, 0)] + ELLIPSIS
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 group`, `3 groups`, `0 actions`: a count and its noun, English plural by `s`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
