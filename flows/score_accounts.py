@@ -250,7 +250,7 @@ def score_playbook(
         summary.action_notes = plan.notes()
         publish_report(playbook, summary, big(comparisons))
         if run_id is not None:
-            publish_dashboard(playbook, db_url, dashboard, shared)
+            summary.dashboard = publish_dashboard(playbook, db_url, dashboard, shared) or ""
     except BaseException as exc:
         if run_id is not None:
             finish_run(db_url, run_id, RUN_FAILED, f"{type(exc).__name__}: {exc}"[:2000])

@@ -7,6 +7,7 @@ own counts (`/_sandbox/stats`). Scores were computed by hand from the seed below
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,14 +260,15 @@ def test_cli_run_with_two_playbooks_prints_both_and_exits_1_when_one_failed(
     assert "shared with Support" in good.output
     # how the associations were read, and why (3 companies: the v4 read costs 1 call a type)
     read = [line for line in good.stdout.splitlines() if line.startswith("  associations: ")]
-    assert (
-        read
-        == [
-            "  associations: meetings, tickets, contacts with the v4 batch read: no more calls "
-            "than an export"
-        ]
-        * 2
-    )
+    v4 = "meetings, tickets, contacts with the v4 batch read"
+    assert read == [f"  associations: {v4}: no more calls than an export"] * 2
+    # each playbook's dashboard, where the run wrote it (HEALTHSCORE_DASHBOARD_DIR here)
+    folder = Path(os.environ["HEALTHSCORE_DASHBOARD_DIR"])
+    boards = [line for line in good.stdout.splitlines() if line.startswith("dashboard: ")]
+    assert boards == [
+        f"dashboard: {(folder / f'dashboard-{name}.html').resolve().as_uri()}"
+        for name in ("engagement", "support")
+    ]
 
     bad = runner.invoke(
         app, [*common, "-p", books["broken"], "-p", books["support"], "--json", "--dry-run"]

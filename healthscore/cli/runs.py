@@ -263,6 +263,8 @@ def print_run_summary(summary: dict[str, Any], url: str) -> None:
     out.print(f"pull: {pull}{why}, {summary['pull_calls']} API calls{also}", markup=False)
     if summary.get("pull_associations"):
         out.print(f"  {summary['pull_associations']}", markup=False)
+    if summary.get("dashboard"):
+        out.print(f"dashboard: {summary['dashboard']}", markup=False)
     for entry in summary.get("enrichment") or []:
         out.print(EnrichmentSummary(**entry).describe(), markup=False)
     if summary["writeback_skipped"]:

@@ -106,6 +106,7 @@ class RunSummary:
     pull_calls: int = 0
     pull_reason: str = ""  # why the pull was full or incremental
     pull_associations: str = ""  # how it read the associations (`PulledCrm.associations`)
+    dashboard: str = ""  # the dashboard file's URI, once written (not on a dry run)
     pull_shared_with: list[str] = field(default_factory=list)
     """The other playbooks scored from the same pull (`run -p a.yaml -p b.yaml`)."""
     enrichment: list[EnrichmentSummary] = field(default_factory=list)
