@@ -251,7 +251,9 @@ class SetupCheck:
             return []
         if self._jira is None:
             self._jira = jira_sender(self.settings)
-        return jira_problems(self._jira.client, wanted)
+        # the user's permissions only for doctor: a run records what Jira refuses as a
+        # failed action and retries it, and its scores are no less right for it
+        return jira_problems(self._jira.client, wanted, permissions=self.strict)
 
     def problems(
         self, playbook: Playbook, *, scopes: bool = True, writeback: bool = True

@@ -3,8 +3,8 @@ whether the user may create issues and comment there.
 
 Per project: `GET /rest/api/2/project/{key}` (Jira REST "Get project": the project
 with its `issueTypes`, 404 `No project could be found with key 'X'.` when it does
-not exist or the user cannot browse it; 401 for bad credentials), then `GET
-/rest/api/2/mypermissions?projectKey=X&permissions=CREATE_ISSUES,ADD_COMMENTS`
+not exist or the user cannot browse it; 401 for bad credentials), then, for doctor,
+`GET /rest/api/2/mypermissions?projectKey=X&permissions=CREATE_ISSUES,ADD_COMMENTS`
 (Jira REST "Get my permissions"; Cloud requires the keys): a user who may browse a
 project but not create issues in it otherwise passes the check and gets a 403 on
 the first issue of a run.
@@ -18,14 +18,16 @@ from jira import JIRA
 from jira.exceptions import JIRAError
 
 
-def jira_problems(client: JIRA, wanted: Mapping[str, set[str]]) -> list[str]:
-    """Every missing project and issue type; `wanted`: project key -> issue type names.
+def jira_problems(
+    client: JIRA, wanted: Mapping[str, set[str]], *, permissions: bool = True
+) -> list[str]:
+    """Every missing project and issue type; `wanted`: project key -> issue type names;
+    with `permissions`, every project where the user may not create issues or comment.
 
     Issue type names compare case-insensitively, as Jira's create-issue does.
     Raises JIRAError for an answer other than 401/403/404 (a 5xx: not a setup fault).
     """
     problems: list[str] = []
-    needed = {"CREATE_ISSUES": "create issues", "ADD_COMMENTS": "comment on its issues"}
     for key in sorted(wanted):
         try:
             project = client.project(key)
@@ -39,14 +41,8 @@ def jira_problems(client: JIRA, wanted: Mapping[str, set[str]]) -> list[str]:
                 f"(Jira answered {exc.status_code})"
             )
             continue
-        granted = client.my_permissions(projectKey=key, permissions=",".join(needed))
-        for permission, what in needed.items():
-            entry = (granted.get("permissions") or {}).get(permission) or {}
-            if not entry.get("havePermission"):
-                problems.append(
-                    f"the Jira user may not {what} in project {key} (Jira permission "
-                    f"{permission}): grant it in the project's permission scheme"
-                )
+        if permissions:
+            problems += permission_problems(client, key)
         offered = {str(t.name).casefold(): str(t.name) for t in project.issueTypes}
         for name in sorted(wanted[key]):
             if name.casefold() not in offered:
@@ -55,3 +51,19 @@ def jira_problems(client: JIRA, wanted: Mapping[str, set[str]]) -> list[str]:
                     f"(it has: {', '.join(sorted(offered.values()))})"
                 )
     return problems
+
+
+NEEDED_PERMISSIONS = {"CREATE_ISSUES": "create issues", "ADD_COMMENTS": "comment on its issues"}
+"""The project permissions a Jira action uses: it opens issues, and comments on the open one."""
+
+
+def permission_problems(client: JIRA, key: str) -> list[str]:
+    """One line per permission of `NEEDED_PERMISSIONS` the user lacks in project `key`."""
+    granted = client.my_permissions(projectKey=key, permissions=",".join(NEEDED_PERMISSIONS))
+    have = granted.get("permissions") or {}
+    return [
+        f"the Jira user may not {what} in project {key} (Jira permission {permission}): "
+        "grant it in the project's permission scheme"
+        for permission, what in NEEDED_PERMISSIONS.items()
+        if not (have.get(permission) or {}).get("havePermission")
+    ]
