@@ -11,12 +11,22 @@ from urllib.parse import urlsplit
 
 from healthscore.errors import Unreachable
 
-__all__ = ["Progress", "ensure_reachable"]
+__all__ = ["Progress", "describe_error", "ensure_reachable"]
 
 PROBE_SECONDS = 3.0
 
 Progress = Callable[[str, int, int | None], None]
 """progress(what, done, total): called as pages arrive, for the CLI's progress bar."""
+
+
+def describe_error(exc: Exception) -> str:
+    """A failed call in a few words: `HTTP 429 Too Many Requests` for an answer (a client
+    exception carrying `status` and `reason`), else the exception's type and message."""
+    status = getattr(exc, "status", None)
+    if status:
+        reason = getattr(exc, "reason", None) or ""
+        return f"HTTP {status} {reason}".strip()
+    return f"{type(exc).__name__}: {exc}"
 
 
 def ensure_reachable(

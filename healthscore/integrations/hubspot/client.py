@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from hubspot import HubSpot
 from urllib3 import PoolManager
@@ -149,7 +149,7 @@ class HubSpotConnection:
     # How a pull reads every account's associations (`hubspot.exports`): "auto" (one
     # CRM export where it costs fewer calls than the v4 batch read), "export" (an
     # export whenever one can serve), "batch" (the v4 batch read only).
-    association_read: str = "auto"
+    association_read: Literal["auto", "export", "batch"] = "auto"
     export_wait: float = EXPORT_WAIT  # s an export may take before the pull reads them itself
     client: HubSpot = field(init=False)
     # The same client without waiting retries (`no_wait_retry`): for the export start,

@@ -50,6 +50,7 @@ from typing import Any
 import polars as pl
 
 from healthscore.errors import VendorError
+from healthscore.integrations import describe_error
 
 EXPORT_NAMES = {
     "companies": "COMPANY",
@@ -142,7 +143,8 @@ class AssociationExport:
             located = start(body)
         except Exception as exc:
             hint = REFUSALS.get(getattr(exc, "status", None) or 0, "")
-            raise ExportUnusable(f"HubSpot refused the export ({_why(exc)}{hint})") from None
+            why = describe_error(exc)
+            raise ExportUnusable(f"HubSpot refused the export ({why}{hint})") from None
         task_id = located.get("id") if isinstance(located, Mapping) else None
         if not task_id:
             raise ExportUnusable("HubSpot's answer to the export named no task id")
@@ -192,7 +194,8 @@ class AssociationExport:
         try:
             data = self.download(url)
         except Exception as exc:
-            raise ExportUnusable(f"the export file could not be read ({_why(exc)})") from None
+            why = describe_error(exc)
+            raise ExportUnusable(f"the export file could not be read ({why})") from None
         return read_file(data, self.types)
 
 
@@ -212,7 +215,8 @@ def read_file(data: bytes, types: Sequence[str]) -> dict[str, pl.DataFrame]:
     except ExportUnusable:
         raise
     except Exception as exc:
-        raise ExportUnusable(f"the export file is not a readable CSV ({_why(exc)})") from None
+        why = describe_error(exc)
+        raise ExportUnusable(f"the export file is not a readable CSV ({why})") from None
     table = (
         pl.concat(frames)
         if frames
@@ -251,11 +255,3 @@ def _part_order(name: str) -> tuple[int, str]:
     """`export-2.csv` before `export-10.csv`: by the part's number, then by name."""
     digits = re.findall(r"\d+", name)
     return (int(digits[-1]) if digits else 0, name)
-
-
-def _why(exc: Exception) -> str:
-    status = getattr(exc, "status", None)
-    if status:
-        reason = getattr(exc, "reason", None) or ""
-        return f"HTTP {status} {reason}".strip()
-    return f"{type(exc).__name__}: {exc}"

@@ -101,7 +101,7 @@ from healthscore.core.crm import CrmList, CrmSnapshot, Owner, association_ids, i
 from healthscore.core.frame import CrmFrame, FrameBuilder, ObjectFrame, sorted_by_id
 from healthscore.core.playbook import Playbook
 from healthscore.errors import SourceError
-from healthscore.integrations import Progress, ensure_reachable
+from healthscore.integrations import Progress, describe_error, ensure_reachable
 from healthscore.integrations.hubspot.client import (
     HubSpotConfigError,
     HubSpotConnection,
@@ -167,7 +167,7 @@ def pull_snapshot(
         raise
     except Exception as exc:  # HTTP and connection errors after the retries
         where = connection.base_url
-        raise SourceError(f"could not read HubSpot at {where}: {_describe(exc)}") from None
+        raise SourceError(f"could not read HubSpot at {where}: {describe_error(exc)}") from None
 
 
 def pull(
@@ -993,11 +993,3 @@ def _properties(values: Mapping[str, Any] | None, wanted: Iterable[str]) -> dict
 
 def _numeric_first(record_id: str) -> tuple[int, str]:
     return (int(record_id), "") if record_id.isdigit() else (1 << 62, record_id)
-
-
-def _describe(exc: Exception) -> str:
-    status = getattr(exc, "status", None)
-    reason = getattr(exc, "reason", None)
-    if status:
-        return f"HTTP {status} {reason or ''}".strip()
-    return f"{type(exc).__name__}: {exc}"
